@@ -1,0 +1,132 @@
+"""Certify one BQP instance: incumbent -> provable bounds -> exact KKT-MIP -> independent checks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bilevelbench.certify.backends import BackendSettings, KKTBackend, make_backend
+from bilevelbench.certify.bounds import BoundDeriver, VariableBounds
+from bilevelbench.certify.checks import Tolerances, check_label
+from bilevelbench.certify.label import Label
+from bilevelbench.errors import CertificationError, SolverError
+from bilevelbench.families.bqp import BQPStructure, coupling_residual, follower_response, upper_objective
+
+log = logging.getLogger(__name__)
+
+#: A heuristic point counts as an incumbent only with this much slack on every
+#: upper constraint, so solver round-off in z(y) cannot make it infeasible.
+INCUMBENT_MARGIN = 1e-7
+#: Tightening of the upper constraints when searching for an incumbent with the MIP.
+SEARCH_MARGIN = 1e-5
+
+
+@dataclass(frozen=True)
+class CertifierSettings:
+    """Everything that determines a label besides the instance; stored in each file."""
+
+    backend: str = "scip"
+    time_limit: float = 120.0
+    backend_settings: BackendSettings = BackendSettings()
+    tolerances: Tolerances = Tolerances()
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Certifier:
+    """Exact certifier for every instance of one BQP structure.
+
+    Parameters
+    ----------
+    structure : BQPStructure
+    settings : CertifierSettings
+    """
+
+    def __init__(self, structure: BQPStructure, settings: CertifierSettings | None = None) -> None:
+        self.s = structure
+        self.settings = settings or CertifierSettings()
+        self.deriver = BoundDeriver(structure)
+        self.backend: KKTBackend = make_backend(self.settings.backend, structure, self.settings.backend_settings)
+
+    # -- incumbent ------------------------------------------------------------------
+    def _candidate(self, c: np.ndarray, d: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | None:
+        try:
+            z = follower_response(self.s, y).z
+        except SolverError:
+            return None
+        if np.max(coupling_residual(self.s, y, z)) > -INCUMBENT_MARGIN:
+            return None
+        return float(upper_objective(self.s, c, d, y, z)[0]), y
+
+    def incumbent(self, c: np.ndarray, d: np.ndarray) -> float | None:
+        """Best objective among cheap bilevel-feasible candidates (None if none is feasible)."""
+        candidates = [np.zeros(self.s.m), -self.deriver.Q_inv @ c, -0.5 * self.deriver.Q_inv @ c]
+        values = [r[0] for y in candidates if (r := self._candidate(c, d, y)) is not None]
+        return min(values) if values else None
+
+    # -- certification --------------------------------------------------------------
+    def certify(self, c: np.ndarray, d: np.ndarray) -> Label:
+        """Certify instance ``(c, d)``; never raises for a numerical failure (the label says why)."""
+        s, st = self.s, self.settings
+        c = np.asarray(c, dtype=float)
+        d = np.asarray(d, dtype=float)
+        start = time.perf_counter()
+        p = s.n_lower_constraints
+        cap = self.incumbent(c, d)
+        if cap is None:
+            cap = self._incumbent_from_search(c, d)
+        if cap is None:
+            return Label.empty(s.m, s.n, p, "failed", "no bilevel-feasible point found to derive valid bounds from",
+                               self.backend.name)
+        cap += 1e-6 * max(1.0, abs(cap))  # absorbs the round-off of z(y) in the incumbent's objective
+        bounds = self.deriver.derive(c, d, cap)
+        res = self.backend.solve(c, d, bounds, st.time_limit)
+        elapsed = time.perf_counter() - start
+        label = Label.empty(s.m, s.n, p, "failed", "", self.backend.name)
+        label.solve_time, label.nodes = elapsed, res.nodes
+        label.primal_bound, label.dual_bound = res.primal_bound, res.dual_bound
+        label.bounds_radius = float(max(np.max(np.abs(bounds.y_lo)), np.max(np.abs(bounds.y_hi))))
+        if res.status == "infeasible":
+            label.reason = "solver reported infeasible although a bilevel-feasible point lies within the bounds"
+            return label
+        if not np.all(np.isfinite(res.y)):
+            label.reason = f"no solution returned ({res.message})"
+            return label
+        label.y, label.z, label.lam = res.y, res.z, res.lam
+        label.objective = float(upper_objective(s, c, d, res.y, res.z)[0])
+        report = check_label(s, c, d, res.y, res.z, res.lam, label.objective, res.dual_bound, st.tolerances)
+        label.checks = report.values
+        if res.status == "optimal" and report.passed:
+            label.status = "certified_optimal"
+        elif report.feasible:
+            label.status = "best_known"
+            label.reason = "; ".join([f"solver status {res.status}"] * (res.status != "optimal") + report.failures)
+        else:
+            label.status = "failed"
+            label.reason = "; ".join(report.failures)
+        return label
+
+    def _incumbent_from_search(self, c: np.ndarray, d: np.ndarray) -> float | None:
+        """Last resort: solve the KKT-MIP in a wide heuristic box with every upper constraint
+        tightened by a margin, and keep the point only if it is strictly bilevel feasible.
+        The box and the margin are used to *find* a point, never to certify one."""
+        s = self.s
+        radius = 1e3 * max(1.0, float(np.max(np.abs(s.b))), float(np.max(np.abs(s.h))))
+        box = VariableBounds(
+            y_lo=np.full(s.m, -radius), y_hi=np.full(s.m, radius), z_lo=np.full(s.n, -radius),
+            z_hi=np.full(s.n, radius), lam_hi=np.full(s.n_lower_constraints, radius),
+            slack_hi=np.full(s.n_lower_constraints, 10 * radius), epigraph_hi=float(1e4 * radius**2),
+            objective_cap=np.inf)
+        try:
+            margin = SEARCH_MARGIN * max(1.0, float(np.max(np.abs(s.b))))
+            res = self.backend.solve(c, d, box, min(self.settings.time_limit, 30.0), upper_rhs=s.b - margin)
+        except CertificationError:
+            return None
+        if not np.all(np.isfinite(res.y)):
+            return None
+        found = self._candidate(c, d, res.y)
+        return None if found is None else found[0]

@@ -1,0 +1,194 @@
+"""``InstanceSet``: a map-style reader over one HDF5 instance-set file.
+
+Example
+-------
+>>> ds = InstanceSet.open("bqp-3x2.h5")            # doctest: +SKIP
+>>> test = ds.split("test")
+>>> len(test), test[0].params["c"], test[0].label["objective"]
+>>> for batch in test.batches(256):
+...     batch["c"], batch["d"], batch["y"]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from bilevelbench.data.hdf5 import SPLITS, InstanceSetData, decode_strings, read_instance_set
+from bilevelbench.errors import MissingDataError, SchemaError, UsageError
+from bilevelbench.families.bqp import STRUCTURE_KEYS, BQPStructure
+
+STRING_LABELS = ("status", "reason", "backend")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance: its index in the file, its parameters and its label fields."""
+
+    index: int
+    params: dict[str, np.ndarray]
+    label: dict
+
+
+class InstanceSet:
+    """Read-only view of (a subset of) the instances of one file.
+
+    Use :meth:`open`; :meth:`split` returns a view of one split.
+    """
+
+    def __init__(self, data: InstanceSetData, indices: np.ndarray | None = None, path: Path | None = None,
+                 split_name: str | None = None) -> None:
+        self._data = data
+        self._indices = np.arange(data.n_instances) if indices is None else np.asarray(indices, dtype=np.int64)
+        self.path = path
+        self.split_name = split_name
+        self._structure: BQPStructure | None = None
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> "InstanceSet":
+        """Open an instance-set file, validating its schema version and structure hash.
+
+        Raises
+        ------
+        MissingDataError
+            If the file does not exist.
+        SchemaError
+            If it is corrupt, foreign, newer than this bilevelbench, or its structure
+            does not match its recorded hash.
+        """
+        path = Path(path)
+        data = read_instance_set(path)
+        ds = cls(data, path=path)
+        if data.attrs.get("family") != "bqp":
+            raise SchemaError(f"{str(path)!r} holds family {data.attrs.get('family')!r}; "
+                              "this bilevelbench reads: bqp")
+        recorded = data.attrs["structure_hash"]
+        try:
+            actual = ds.structure.digest()
+        except (KeyError, UsageError) as exc:
+            raise SchemaError(f"{str(path)!r}: /structure is incomplete or malformed ({exc})") from None
+        if actual != recorded:
+            raise SchemaError(f"{str(path)!r}: structure hash {actual[:12]}... does not match the recorded "
+                              f"{recorded[:12]}...; the file is corrupt or was edited")
+        return ds
+
+    # -- metadata -------------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        """Root attributes (JSON-valued ones decoded)."""
+        return dict(self._data.attrs)
+
+    @property
+    def family(self) -> str:
+        return str(self._data.attrs["family"])
+
+    @property
+    def structure(self) -> BQPStructure:
+        """The problem structure shared by every instance."""
+        if self._structure is None:
+            arrays = {key: self._data.structure[key] for key in STRUCTURE_KEYS}
+            self._structure = BQPStructure(**arrays)
+        return self._structure
+
+    @property
+    def split_names(self) -> list[str]:
+        return [name for name in SPLITS if name in self._data.splits]
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Indices of this view's instances in the file."""
+        return self._indices.copy()
+
+    # -- access ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._indices.shape[0])
+
+    def __getitem__(self, i: int) -> Instance:
+        n = len(self)
+        if not isinstance(i, (int, np.integer)):
+            raise UsageError(f"instances are indexed by integer position, got {type(i).__name__}")
+        if not -n <= i < n:
+            raise MissingDataError(f"instance {i} is out of range: this set holds {n} instance(s)")
+        k = int(self._indices[i])
+        params = {key: value[k] for key, value in self._data.params.items()}
+        label = {key: self._label_value(key, value[k]) for key, value in self._data.labels.items()}
+        label["checks"] = {key: float(value[k]) for key, value in self._data.checks.items()}
+        return Instance(index=k, params=params, label=label)
+
+    @staticmethod
+    def _label_value(key: str, value):
+        if key in STRING_LABELS:
+            return value.decode("ascii") if isinstance(value, bytes) else str(value)
+        if np.ndim(value) == 0:
+            return value.item()
+        return value
+
+    def split(self, name: str) -> "InstanceSet":
+        """View of one split (``train``, ``valid`` or ``test``).
+
+        Raises
+        ------
+        MissingDataError
+            If the file has no such split.
+        """
+        if name not in self._data.splits:
+            raise MissingDataError(f"no split {name!r} in this instance set; available: "
+                                   f"{', '.join(self.split_names) or 'none'}")
+        index = self._data.splits[name]
+        if self.split_name is not None or len(self) != self._data.n_instances:
+            index = np.intersect1d(index, self._indices)
+        return InstanceSet(self._data, index, self.path, name)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Parameter arrays of this view, instance axis first."""
+        return {key: value[self._indices] for key, value in self._data.params.items()}
+
+    @property
+    def labels(self) -> dict[str, np.ndarray]:
+        """Label arrays of this view, instance axis first (strings decoded)."""
+        out = {}
+        for key, value in self._data.labels.items():
+            part = value[self._indices]
+            out[key] = decode_strings(part) if key in STRING_LABELS else part
+        return out
+
+    @property
+    def checks(self) -> dict[str, np.ndarray]:
+        """Stored residuals of the independent label checks."""
+        return {key: value[self._indices] for key, value in self._data.checks.items()}
+
+    def status_counts(self) -> dict[str, int]:
+        """How many labels have each status."""
+        return dict(Counter(str(s) for s in self.labels["status"]))
+
+    def batches(self, batch_size: int = 256, label_fields: tuple[str, ...] = ("y", "z", "objective"),
+                ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield dicts of numpy arrays (parameters and the requested label fields) in file order."""
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        missing = [f for f in label_fields if f not in self._data.labels]
+        if missing:
+            raise UsageError(f"unknown label field(s) {missing}; available: {sorted(self._data.labels)}")
+        for start in range(0, len(self), batch_size):
+            idx = self._indices[start:start + batch_size]
+            batch = {key: value[idx] for key, value in self._data.params.items()}
+            batch.update({key: self._data.labels[key][idx] for key in label_fields})
+            batch["index"] = idx
+            yield batch
+
+    def to_torch(self, label_fields: tuple[str, ...] = ("y", "z", "objective")):
+        """A ``torch.utils.data.Dataset`` over this view (requires torch)."""
+        from bilevelbench.data.torch_dataset import TorchInstanceDataset
+
+        return TorchInstanceDataset(self, label_fields)
+
+    def __repr__(self) -> str:
+        where = f" {self.split_name!r}" if self.split_name else ""
+        return (f"<InstanceSet{where} family={self.family} size={self.structure.size} "
+                f"instances={len(self)} path={str(self.path)!r}>")

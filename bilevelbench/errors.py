@@ -1,0 +1,40 @@
+"""Every exception bilevelbench raises on purpose.
+
+Library code raises these; the command line turns them into one clear line and
+a non-zero exit status. Each message says what was expected and what was
+received.
+"""
+
+from __future__ import annotations
+
+
+class BilevelBenchError(Exception):
+    """Base class of all errors raised by bilevelbench."""
+
+
+class UsageError(BilevelBenchError, ValueError):
+    """An argument has the wrong form or value (a bad size string, a negative count)."""
+
+
+class SchemaError(BilevelBenchError):
+    """A file is not a bilevelbench instance set, is corrupt, or uses an unsupported schema."""
+
+
+class OutputExistsError(BilevelBenchError, FileExistsError):
+    """The output path exists and overwriting was not requested."""
+
+
+class BackendUnavailableError(BilevelBenchError):
+    """A requested solver backend is not installed, not licensed, or cannot take this model."""
+
+
+class CertificationError(BilevelBenchError):
+    """Certification could not even be attempted (for example, no valid variable bounds exist)."""
+
+
+class SolverError(BilevelBenchError):
+    """An underlying numerical solver failed in a way the caller did not expect."""
+
+
+class MissingDataError(BilevelBenchError, FileNotFoundError):
+    """A file, instance or split that was asked for does not exist."""

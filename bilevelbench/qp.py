@@ -1,0 +1,187 @@
+"""Convex quadratic programs through HiGHS.
+
+One small, dense interface used wherever bilevelbench needs a convex QP or LP
+solved by a solver *other than* the mixed-integer certifier: the follower's
+response, the independent label checks, bound derivation and the
+active-set enumeration oracle.
+
+Problem form::
+
+    min  1/2 x'Px + c'x + offset
+    s.t. row_lower <= A x <= row_upper
+         col_lower <= x <= col_upper
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from bilevelbench.errors import SolverError
+
+INF = highspy.kHighsInf
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _stdout_silenced():
+    """Silence C-level stdout (HiGHS prints a banner from its constructor)."""
+    try:
+        fd = os.dup(1)
+    except OSError:  # no stdout at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                os.dup2(fd, 1)
+    finally:
+        os.close(fd)
+
+
+def _highs() -> highspy.Highs:
+    """Return this thread's quiet, reusable HiGHS instance."""
+    h = getattr(_local, "highs", None)
+    if h is None:
+        with _stdout_silenced():
+            h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        _local.highs = h
+    return h
+
+
+def highs_version() -> str:
+    """Version string of the HiGHS library in use."""
+    return str(_highs().version())
+
+
+@dataclass(frozen=True)
+class QPResult:
+    """Outcome of one convex QP solve.
+
+    Attributes
+    ----------
+    status : str
+        ``"optimal"``, ``"infeasible"``, ``"unbounded"`` or ``"error: <HiGHS status>"``.
+    x : numpy.ndarray
+        Primal solution (NaN when not optimal).
+    row_dual : numpy.ndarray
+        Multipliers of the rows, sign-normalised so that a multiplier of an active
+        *upper* row bound is non-negative and of an active *lower* row bound is
+        non-positive.
+    objective : float
+        Objective value including ``offset`` (NaN when not optimal).
+    """
+
+    status: str
+    x: np.ndarray
+    row_dual: np.ndarray
+    objective: float
+
+    @property
+    def optimal(self) -> bool:
+        return self.status == "optimal"
+
+
+def solve_convex_qp(
+    P: np.ndarray | None,
+    c: np.ndarray,
+    A: np.ndarray,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray | None = None,
+    col_upper: np.ndarray | None = None,
+    offset: float = 0.0,
+    time_limit: float = 60.0,
+) -> QPResult:
+    """Solve a convex QP (or an LP when ``P`` is None) with HiGHS.
+
+    Parameters
+    ----------
+    P : (n, n) array or None
+        Symmetric positive semidefinite Hessian; None for a linear program.
+    c : (n,) array
+        Linear objective.
+    A : (k, n) array
+        Row matrix (k may be 0).
+    row_lower, row_upper : (k,) arrays
+        Row bounds; use ``-INF`` / ``INF`` for absent sides.
+    col_lower, col_upper : (n,) arrays, optional
+        Column bounds, free by default.
+    offset : float
+        Constant added to the objective.
+    time_limit : float
+        Seconds before HiGHS gives up.
+
+    Returns
+    -------
+    QPResult
+    """
+    c = np.asarray(c, dtype=float)
+    n = c.shape[0]
+    A = np.asarray(A, dtype=float).reshape(-1, n)
+    k = A.shape[0]
+    col_lower = np.full(n, -INF) if col_lower is None else np.asarray(col_lower, dtype=float)
+    col_upper = np.full(n, INF) if col_upper is None else np.asarray(col_upper, dtype=float)
+
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = k
+    lp.col_cost_ = c
+    lp.col_lower_ = col_lower
+    lp.col_upper_ = col_upper
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    lp.offset_ = float(offset)
+    a_csc = sp.csc_matrix(A)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = k
+    lp.a_matrix_.start_ = a_csc.indptr
+    lp.a_matrix_.index_ = a_csc.indices
+    lp.a_matrix_.value_ = a_csc.data
+
+    model = highspy.HighsModel()
+    model.lp_ = lp
+    if P is not None:
+        lower = sp.csc_matrix(np.tril(np.asarray(P, dtype=float)))
+        if lower.nnz:
+            hess = highspy.HighsHessian()
+            hess.dim_ = n
+            hess.format_ = highspy.HessianFormat.kTriangular
+            hess.start_ = lower.indptr
+            hess.index_ = lower.indices
+            hess.value_ = lower.data
+            model.hessian_ = hess
+
+    h = _highs()
+    h.clearModel()
+    h.setOptionValue("time_limit", float(time_limit))
+    if h.passModel(model) == highspy.HighsStatus.kError:
+        raise SolverError(f"HiGHS refused a QP with {n} columns and {k} rows (inconsistent data)")
+    h.run()
+    status = h.getModelStatus()
+    nan_x = np.full(n, np.nan)
+    if status == highspy.HighsModelStatus.kOptimal:
+        sol = h.getSolution()
+        # HiGHS reports minimisation duals with the sign of d(objective)/d(bound):
+        # negative for an active upper bound. Flip so upper-bound multipliers are >= 0.
+        dual = -np.asarray(sol.row_dual, dtype=float)
+        return QPResult("optimal", np.asarray(sol.col_value, dtype=float), dual,
+                        float(h.getInfo().objective_function_value))
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return QPResult("infeasible", nan_x, np.full(k, np.nan), np.nan)
+    if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return QPResult("unbounded", nan_x, np.full(k, np.nan), np.nan)
+    return QPResult(f"error: {h.modelStatusToString(status)}", nan_x, np.full(k, np.nan), np.nan)

@@ -1,0 +1,3 @@
+from bilevelbench.cli import main
+import sys
+sys.exit(main())

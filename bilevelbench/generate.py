@@ -1,0 +1,227 @@
+"""Sample -> certify -> write: build one certified BQP instance set.
+
+Randomness: the structure comes from ``SeedSequence(seed, spawn_key=(0,))`` and
+each split's parameters from ``SeedSequence(seed, spawn_key=(1, k))`` with
+``k = 0, 1, 2`` for train, valid, test. The same seed therefore gives the same
+structure, and a split's parameters do not depend on the sizes of the other
+splits (``--n-train 0 --n-test 60`` has the same test set as ``--n-train 10000
+--n-test 60``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import statistics
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+import bilevelbench
+from bilevelbench.certify import Certifier, CertifierSettings, Label
+from bilevelbench.certify.checks import CHECK_FIELDS
+from bilevelbench.data.hdf5 import (BACKEND_DTYPE, SPLITS, STATUS_DTYPE, InstanceSetData, as_fixed_ascii,
+                                    check_output_path, write_instance_set)
+from bilevelbench.errors import UsageError
+from bilevelbench.families import bqp
+
+log = logging.getLogger(__name__)
+
+ProgressFactory = Callable[[int], "object"]
+
+
+@dataclass(frozen=True)
+class BQPRequest:
+    """What to generate: sizes, split counts, seed and sampling settings."""
+
+    m: int
+    n: int
+    n_train: int
+    n_valid: int
+    n_test: int
+    seed: int
+    label_train: bool = True
+    n_upper_constraints: int | None = None
+    n_lower_constraints: int | None = None
+    lower_ridge: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_valid", "n_test"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.n_train + self.n_valid + self.n_test == 0:
+            raise UsageError("nothing to generate: --n-train, --n-valid and --n-test are all 0")
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed must be a non-negative integer below 2**63, got {self.seed}")
+
+    def split_counts(self) -> dict[str, int]:
+        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
+
+
+def structure_for(request: BQPRequest) -> bqp.BQPStructure:
+    """The structure a request's seed determines."""
+    rng = np.random.default_rng(np.random.SeedSequence(request.seed, spawn_key=(0,)))
+    return bqp.sample_structure(rng, request.m, request.n, request.n_upper_constraints,
+                                request.n_lower_constraints, lower_ridge=request.lower_ridge)
+
+
+def params_for(request: BQPRequest, structure: bqp.BQPStructure) -> tuple[dict[str, np.ndarray], dict]:
+    """Parameters of every split (train, valid, test order) and the split index arrays."""
+    chunks, splits, start = [], {}, 0
+    for k, name in enumerate(SPLITS):
+        count = request.split_counts()[name]
+        rng = np.random.default_rng(np.random.SeedSequence(request.seed, spawn_key=(1, k)))
+        chunks.append(bqp.sample_params(rng, structure, count))
+        splits[name] = np.arange(start, start + count, dtype=np.int64)
+        start += count
+    params = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in ("c", "d")}
+    return params, splits
+
+
+# -- worker processes -----------------------------------------------------------------
+_WORKER: Certifier | None = None
+
+
+def _init_worker(structure: bqp.BQPStructure, settings: CertifierSettings) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    _WORKER = Certifier(structure, settings)
+
+
+def _certify_task(task: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, Label]:
+    index, c, d = task
+    assert _WORKER is not None
+    return index, _WORKER.certify(c, d)
+
+
+def certify_all(structure: bqp.BQPStructure, settings: CertifierSettings, tasks: list[tuple[int, np.ndarray,
+                np.ndarray]], workers: int = 1, progress: ProgressFactory | None = None) -> dict[int, Label]:
+    """Certify every ``(index, c, d)`` task, in this process or in ``workers`` processes."""
+    bar = progress(len(tasks)) if progress else None
+    results: dict[int, Label] = {}
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            certifier = Certifier(structure, settings)
+            for index, c, d in tasks:
+                results[index] = certifier.certify(c, d)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(structure, settings))
+            try:
+                for index, label in pool.imap_unordered(_certify_task, tasks, chunksize=1):
+                    results[index] = label
+                    if bar is not None:
+                        bar.update(1)
+                pool.close()
+            finally:
+                pool.terminate()
+                pool.join()
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+# -- assembling the file ----------------------------------------------------------------
+def _package_versions() -> dict[str, str]:
+    versions = {"python": ".".join(map(str, __import__("sys").version_info[:3]))}
+    for dist in ("numpy", "scipy", "h5py", "highspy", "pyscipopt", "gurobipy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict, dict]:
+    """Stack labels into the ``/labels`` and ``/labels/checks`` arrays.
+
+    A label that is not ``certified_optimal`` or ``best_known`` keeps no solution
+    (NaN): a point that failed a check is never published, only its reason.
+    """
+    keep = [lab.status in ("certified_optimal", "best_known") for lab in labels]
+    nan_if = lambda arr, k: arr if k else np.full_like(arr, np.nan, dtype=float)  # noqa: E731
+    out = {
+        "y": np.array([nan_if(lab.y, k) for lab, k in zip(labels, keep)]).reshape(len(labels), m),
+        "z": np.array([nan_if(lab.z, k) for lab, k in zip(labels, keep)]).reshape(len(labels), n),
+        "lam": np.array([nan_if(lab.lam, k) for lab, k in zip(labels, keep)]).reshape(len(labels), p),
+        "objective": np.array([lab.objective if k else np.nan for lab, k in zip(labels, keep)], dtype=float),
+        "status": as_fixed_ascii([lab.status for lab in labels], STATUS_DTYPE),
+        "reason": np.array([lab.reason for lab in labels], dtype=str),
+        "backend": as_fixed_ascii([lab.backend for lab in labels], BACKEND_DTYPE),
+        "primal_bound": np.array([lab.primal_bound for lab in labels], dtype=float),
+        "dual_bound": np.array([lab.dual_bound for lab in labels], dtype=float),
+        "solve_time": np.array([lab.solve_time for lab in labels], dtype=float),
+        "nodes": np.array([lab.nodes for lab in labels], dtype=np.int64),
+        "bounds_radius": np.array([lab.bounds_radius for lab in labels], dtype=float),
+    }
+    checks = {key: np.array([lab.checks.get(key, np.nan) for lab in labels], dtype=float) for key in CHECK_FIELDS}
+    return out, checks
+
+
+def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettings | None = None, workers: int = 1,
+                 overwrite: bool = False, progress: ProgressFactory | None = None) -> Path:
+    """Generate, certify and write a BQP instance set; returns the written path.
+
+    Nothing is written under ``out`` unless the whole set was generated.
+    """
+    out = Path(out)
+    check_output_path(out, overwrite)
+    settings = settings or CertifierSettings()
+    if workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    structure = structure_for(request)
+    params, splits = params_for(request, structure)
+    n_total = params["c"].shape[0]
+    to_label = [i for name in SPLITS if name != "train" or request.label_train for i in splits[name]]
+    tasks = [(int(i), params["c"][i], params["d"][i]) for i in to_label]
+    log.info("certifying %d of %d instances (%s, backend %s, %d worker(s))", len(tasks), n_total,
+             structure.size, settings.backend, workers)
+    certified = certify_all(structure, settings, tasks, workers, progress)
+    p = structure.n_lower_constraints
+    labels = [certified.get(i) or Label.empty(structure.m, structure.n, p, "unlabeled",
+                                              "train split generated with --no-label-train")
+              for i in range(n_total)]
+    label_arrays, checks = labels_to_arrays(labels, structure.m, structure.n, p)
+    backend_versions = _backend_versions(structure, settings, {lab.backend for lab in certified.values()})
+    attrs = {
+        "family": bqp.FAMILY,
+        "generator_version": bqp.GENERATOR_VERSION,
+        "bilevelbench_version": bilevelbench.__version__,
+        "seed": int(request.seed),
+        "size": structure.size,
+        "structure_hash": structure.digest(),
+        "certifier_settings": settings.as_dict(),
+        "package_versions": _package_versions(),
+        "backend_versions": backend_versions,
+        "sampling": {**asdict(request), "n_upper_constraints": structure.n_upper_constraints,
+                     "n_lower_constraints": structure.n_lower_constraints, "q": structure.q,
+                     "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",
+                     "H": "S S' + lower_ridge I, S ~ U(0,1)^(n x n)", "Q": "R R', R ~ U(0,1)^(m x m)"},
+    }
+    data = InstanceSetData(attrs=attrs, structure=structure.arrays(), params=params, labels=label_arrays,
+                           checks=checks, splits=splits)
+    write_instance_set(out, data, overwrite=overwrite)
+    times = [lab.solve_time for lab in certified.values()]
+    if times:
+        log.info("median certification time %.4f s over %d labels", statistics.median(times), len(times))
+    return out
+
+
+def _backend_versions(structure: bqp.BQPStructure, settings: CertifierSettings, names: Iterable[str]) -> dict:
+    from bilevelbench.certify.backends import make_backend
+
+    versions = {}
+    for name in sorted(n for n in names if n):
+        try:
+            versions[name] = make_backend(name, structure, settings.backend_settings).version
+        except Exception as exc:  # noqa: BLE001 - version lookup must not lose a finished run
+            versions[name] = f"unknown ({exc})"
+    return versions
+

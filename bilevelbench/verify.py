@@ -1,0 +1,87 @@
+"""Re-run the independent checks on every label of an instance-set file.
+
+``bilevelbench verify FILE`` uses this. Nothing here trusts the solver that
+produced the labels: the lower level is re-solved by HiGHS, residuals are
+recomputed from the stored structure and parameters, and with ``oracle=True``
+every certified optimum is compared with the active-set enumeration solver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from bilevelbench.certify.checks import Tolerances, check_label
+from bilevelbench.certify.enumeration import MAX_ENUMERATED_ROWS, solve_by_enumeration
+from bilevelbench.certify.label import STATUSES
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.errors import UsageError
+
+SOLUTION_STATUSES = ("certified_optimal", "best_known")
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify_instance_set`: one entry per failing instance."""
+
+    checked: int = 0
+    failures: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def tolerances_of(ds: InstanceSet) -> Tolerances:
+    """The check tolerances recorded in the file (defaults for any missing entry)."""
+    recorded = ds.meta.get("certifier_settings", {}).get("tolerances", {})
+    known = set(Tolerances.__dataclass_fields__)
+    return Tolerances(**{k: float(v) for k, v in recorded.items() if k in known})
+
+
+def verify_instance_set(ds: InstanceSet, oracle: bool = False,
+                        progress: Callable[[int], object] | None = None) -> VerifyReport:
+    """Check every label of ``ds``; see the module docstring."""
+    s = ds.structure
+    if oracle and s.n_lower_constraints > MAX_ENUMERATED_ROWS:
+        raise UsageError(f"--oracle enumerates 2^p active sets and takes at most {MAX_ENUMERATED_ROWS} "
+                         f"lower-level rows; this set has {s.n_lower_constraints}")
+    tol = tolerances_of(ds)
+    params, labels = ds.params, ds.labels
+    indices = ds.indices
+    report = VerifyReport()
+    bar = progress(len(ds)) if progress else None
+    for pos, index in enumerate(indices):
+        c, d = params["c"][pos], params["d"][pos]
+        status = str(labels["status"][pos])
+        y, z, lam = labels["y"][pos], labels["z"][pos], labels["lam"][pos]
+        problems: list[str] = []
+        if not (np.all(np.isfinite(c)) and np.all(np.isfinite(d))):
+            problems.append("parameters contain NaN or inf")
+        elif status not in STATUSES:
+            problems.append(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        elif status in SOLUTION_STATUSES:
+            check = check_label(s, c, d, y, z, lam, float(labels["objective"][pos]),
+                                float(labels["dual_bound"][pos]), tol)
+            if status == "certified_optimal" and not check.passed:
+                problems.extend(check.failures)
+            if status == "best_known" and not check.feasible:
+                problems.extend(check.failures)
+            if oracle and status == "certified_optimal" and not problems:
+                exact = solve_by_enumeration(s, c, d)
+                objective = float(labels["objective"][pos])
+                if abs(objective - exact.objective) > tol.rel_gap * max(1.0, abs(exact.objective)):
+                    problems.append(f"objective {objective:.10g} differs from the enumeration optimum "
+                                    f"{exact.objective:.10g}")
+        elif np.any(np.isfinite(y)) or np.any(np.isfinite(z)):
+            problems.append(f"status {status!r} but a solution is stored (unchecked points must not be published)")
+        report.checked += 1
+        if problems:
+            report.failures.append((int(index), status, "; ".join(problems)))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return report

@@ -11,6 +11,7 @@ import numpy as np
 from bilevelbench.certify.backends import BackendSettings, KKTBackend, make_backend
 from bilevelbench.certify.bounds import BoundDeriver, VariableBounds
 from bilevelbench.certify.checks import Tolerances, check_label
+from bilevelbench.certify.enumeration import solve_region_qp
 from bilevelbench.certify.label import Label
 from bilevelbench.errors import CertificationError, SolverError
 from bilevelbench.families.bqp import BQPStructure, coupling_residual, follower_response, upper_objective
@@ -63,8 +64,27 @@ class Certifier:
         return float(upper_objective(self.s, c, d, y, z)[0]), y
 
     def incumbent(self, c: np.ndarray, d: np.ndarray) -> float | None:
-        """Best objective among cheap bilevel-feasible candidates (None if none is feasible)."""
-        candidates = [np.zeros(self.s.m), -self.deriver.Q_inv @ c, -0.5 * self.deriver.Q_inv @ c]
+        """Best objective among cheap bilevel-feasible candidates (None if none is feasible).
+
+        Candidates: ``y = 0`` and ``y = -Q^{-1} c``, and for each the optimum of the convex
+        upper QP over the KKT region of the follower's active set at that ``y`` (with the
+        upper rows tightened by a margin, so the point is strictly feasible). Every
+        candidate is re-checked with an independent follower solve before it counts.
+        """
+        s = self.s
+        starts = [np.zeros(s.m), -self.deriver.Q_inv @ c]
+        tightened = s.b - SEARCH_MARGIN * max(1.0, float(np.max(np.abs(s.b))))
+        candidates = list(starts)
+        for y0 in starts:
+            try:
+                response = follower_response(s, y0)
+            except SolverError:
+                continue
+            slack = s.h + s.G @ y0 - s.F @ response.z
+            active = slack <= 1e-9 * max(1.0, float(np.max(np.abs(s.h))))
+            region = solve_region_qp(s, c, d, active, upper_rhs=tightened)
+            if region.optimal:
+                candidates.append(region.x[:s.m])
         values = [r[0] for y in candidates if (r := self._candidate(c, d, y)) is not None]
         return min(values) if values else None
 

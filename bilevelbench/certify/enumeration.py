@@ -20,7 +20,7 @@ import numpy as np
 
 from bilevelbench.errors import UsageError
 from bilevelbench.families.bqp import BQPStructure
-from bilevelbench.qp import INF, solve_convex_qp
+from bilevelbench.qp import INF, QPResult, solve_convex_qp
 
 MAX_ENUMERATED_ROWS = 16
 
@@ -36,35 +36,45 @@ class EnumerationResult:
     regions_feasible: int
 
 
+def solve_region_qp(s: BQPStructure, c: np.ndarray, d: np.ndarray, active: np.ndarray,
+                    upper_rhs: np.ndarray | None = None) -> QPResult:
+    """Solve the convex upper QP over the KKT region of one active set.
+
+    Variables ``(y, z, lam_J)``: lower rows in ``active`` hold with equality and carry
+    multipliers ``lam_J >= 0``; the others are inequalities with zero multipliers. Every
+    point of the region is bilevel feasible in the lower level (its KKT conditions hold).
+    ``upper_rhs`` replaces ``b`` (a tightened ``b`` yields strictly feasible points).
+    """
+    m, n, p, nu = s.m, s.n, s.n_lower_constraints, s.n_upper_constraints
+    mask = np.asarray(active, dtype=bool)
+    k = int(mask.sum())
+    ncol = m + n + k
+    P = np.zeros((ncol, ncol))
+    P[:m, :m] = s.Q
+    cost = np.concatenate([c, d, np.zeros(k)])
+    rows = np.vstack([
+        np.hstack([s.A, -s.E, np.zeros((nu, k))]),
+        np.hstack([-s.G, s.F, np.zeros((p, k))]),
+        np.hstack([np.zeros((n, m)), s.H, s.F[mask].T]),
+    ])
+    lo = np.concatenate([np.full(nu, -INF), np.where(mask, s.h, -INF), -s.e])
+    hi = np.concatenate([s.b if upper_rhs is None else upper_rhs, s.h, -s.e])
+    col_lo = np.concatenate([np.full(m + n, -INF), np.zeros(k)])
+    return solve_convex_qp(P, cost, rows, lo, hi, col_lo, np.full(ncol, INF), offset=s.q)
+
+
 def solve_by_enumeration(s: BQPStructure, c: np.ndarray, d: np.ndarray) -> EnumerationResult:
     """Globally solve one BQP instance by active-set enumeration (see the module docstring)."""
-    m, n, p, nu = s.m, s.n, s.n_lower_constraints, s.n_upper_constraints
+    m, n, p = s.m, s.n, s.n_lower_constraints
     if p > MAX_ENUMERATED_ROWS:
         raise UsageError(f"enumeration takes at most {MAX_ENUMERATED_ROWS} lower-level rows, got {p}")
     best = EnumerationResult(np.inf, np.full(m, np.nan), np.full(n, np.nan), (), 0)
     feasible = 0
     for size in range(p + 1):
         for active in itertools.combinations(range(p), size):
-            k = len(active)
             mask = np.zeros(p, dtype=bool)
             mask[list(active)] = True
-            ncol = m + n + k
-            P = np.zeros((ncol, ncol))
-            P[:m, :m] = s.Q
-            cost = np.concatenate([c, d, np.zeros(k)])
-            rows, lo, hi = [], [], []
-            rows.append(np.hstack([s.A, -s.E, np.zeros((nu, k))]))
-            lo.append(np.full(nu, -INF))
-            hi.append(s.b)
-            rows.append(np.hstack([-s.G, s.F, np.zeros((p, k))]))
-            lo.append(np.where(mask, s.h, -INF))
-            hi.append(s.h)
-            rows.append(np.hstack([np.zeros((n, m)), s.H, s.F[mask].T]))
-            lo.append(-s.e)
-            hi.append(-s.e)
-            col_lo = np.concatenate([np.full(m + n, -INF), np.zeros(k)])
-            res = solve_convex_qp(P, cost, np.vstack(rows), np.concatenate(lo), np.concatenate(hi),
-                                  col_lo, np.full(ncol, INF), offset=s.q)
+            res = solve_region_qp(s, c, d, mask)
             if not res.optimal:
                 continue
             feasible += 1

@@ -57,6 +57,7 @@ class GurobiKKT:
         self.slack.ub = bounds.slack_hi
         model.setObjective(self.quad + np.asarray(c) @ self.y + np.asarray(d) @ self.z + s.q, GRB.MINIMIZE)
         model.Params.TimeLimit = float(time_limit)
+        model.Params.Cutoff = float(bounds.objective_cap) if np.isfinite(bounds.objective_cap) else GRB.INFINITY
         try:
             model.optimize()
         except self._gp.GurobiError as exc:

@@ -9,6 +9,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from bilevelbench.data.instance_set import InstanceSet  # noqa: E402
+from bilevelbench.data.instance_set import InstanceSet
 
 __all__ = ["InstanceSet", "__version__"]

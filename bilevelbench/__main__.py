@@ -1,3 +1,5 @@
-from bilevelbench.cli import main
 import sys
+
+from bilevelbench.cli import main
+
 sys.exit(main())

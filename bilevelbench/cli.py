@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from bilevelbench import __version__
-from bilevelbench.errors import BilevelBenchError
+from bilevelbench.errors import BilevelBenchError, UsageError
 
 log = logging.getLogger("bilevelbench")
 
@@ -89,7 +88,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 
     m, n = parse_size(args.size)
     if not args.time_limit > 0:
-        raise _usage(f"--time-limit must be positive, got {args.time_limit}")
+        raise UsageError(f"--time-limit must be positive, got {args.time_limit}")
     request = BQPRequest(m=m, n=n, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
                          seed=args.seed, label_train=args.label_train,
                          n_upper_constraints=args.upper_constraints, n_lower_constraints=args.lower_constraints,
@@ -103,12 +102,6 @@ def _run_generate(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     print(f"wrote {out}: {summary}")
     return 0
-
-
-def _usage(message: str) -> BilevelBenchError:
-    from bilevelbench.errors import UsageError
-
-    return UsageError(message)
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:

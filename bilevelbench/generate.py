@@ -14,18 +14,26 @@ import logging
 import multiprocessing
 import signal
 import statistics
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
 import bilevelbench
 from bilevelbench.certify import Certifier, CertifierSettings, Label
 from bilevelbench.certify.checks import CHECK_FIELDS
-from bilevelbench.data.hdf5 import (BACKEND_DTYPE, SPLITS, STATUS_DTYPE, InstanceSetData, as_fixed_ascii,
-                                    check_output_path, write_instance_set)
+from bilevelbench.data.hdf5 import (
+    BACKEND_DTYPE,
+    SPLITS,
+    STATUS_DTYPE,
+    InstanceSetData,
+    as_fixed_ascii,
+    check_output_path,
+    write_instance_set,
+)
 from bilevelbench.errors import UsageError
 from bilevelbench.families import bqp
 
@@ -130,7 +138,7 @@ def certify_all(structure: bqp.BQPStructure, settings: CertifierSettings, tasks:
 
 # -- assembling the file ----------------------------------------------------------------
 def _package_versions() -> dict[str, str]:
-    versions = {"python": ".".join(map(str, __import__("sys").version_info[:3]))}
+    versions = {"python": ".".join(map(str, sys.version_info[:3]))}
     for dist in ("numpy", "scipy", "h5py", "highspy", "pyscipopt", "gurobipy"):
         try:
             versions[dist] = metadata.version(dist)
@@ -146,7 +154,7 @@ def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict,
     (NaN): a point that failed a check is never published, only its reason.
     """
     keep = [lab.status in ("certified_optimal", "best_known") for lab in labels]
-    nan_if = lambda arr, k: arr if k else np.full_like(arr, np.nan, dtype=float)  # noqa: E731
+    nan_if = lambda arr, k: arr if k else np.full_like(arr, np.nan, dtype=float)
     out = {
         "y": np.array([nan_if(lab.y, k) for lab, k in zip(labels, keep)]).reshape(len(labels), m),
         "z": np.array([nan_if(lab.z, k) for lab, k in zip(labels, keep)]).reshape(len(labels), n),

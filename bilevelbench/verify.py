@@ -8,8 +8,8 @@ every certified optimum is compared with the active-set enumeration solver.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

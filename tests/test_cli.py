@@ -111,7 +111,7 @@ def test_ctrl_c_leaves_no_file(tmp_path):
     time.sleep(6)
     assert proc.poll() is None, proc.communicate()
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted; no output file was written" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []

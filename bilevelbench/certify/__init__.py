@@ -4,4 +4,4 @@ from bilevelbench.certify.certifier import Certifier, CertifierSettings
 from bilevelbench.certify.checks import Tolerances, check_label
 from bilevelbench.certify.label import STATUSES, Label
 
-__all__ = ["Certifier", "CertifierSettings", "Label", "STATUSES", "Tolerances", "check_label"]
+__all__ = ["STATUSES", "Certifier", "CertifierSettings", "Label", "Tolerances", "check_label"]

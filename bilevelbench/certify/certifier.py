@@ -13,7 +13,7 @@ from bilevelbench.certify.bounds import BoundDeriver, VariableBounds
 from bilevelbench.certify.checks import Tolerances, check_label
 from bilevelbench.certify.enumeration import solve_region_qp
 from bilevelbench.certify.label import Label
-from bilevelbench.errors import CertificationError, SolverError
+from bilevelbench.errors import SolverError
 from bilevelbench.families.bqp import BQPStructure, coupling_residual, follower_response, upper_objective
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,8 @@ class Certifier:
             z_hi=np.full(s.n, radius), lam_hi=np.full(s.n_lower_constraints, radius),
             slack_hi=np.full(s.n_lower_constraints, 10 * radius), epigraph_hi=float(1e4 * radius**2),
             objective_cap=np.inf)
-        try:
-            margin = SEARCH_MARGIN * max(1.0, float(np.max(np.abs(s.b))))
-            res = self.backend.solve(c, d, box, min(self.settings.time_limit, 30.0), upper_rhs=s.b - margin)
-        except CertificationError:
-            return None
+        margin = SEARCH_MARGIN * max(1.0, float(np.max(np.abs(s.b))))
+        res = self.backend.solve(c, d, box, min(self.settings.time_limit, 30.0), upper_rhs=s.b - margin)
         if not np.all(np.isfinite(res.y)):
             return None
         found = self._candidate(c, d, res.y)

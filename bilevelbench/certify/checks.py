@@ -22,8 +22,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from bilevelbench.errors import SolverError
-from bilevelbench.families.bqp import (BQPStructure, coupling_residual, follower_response, lower_objective,
-                                       lower_residual, upper_objective)
+from bilevelbench.families.bqp import (
+    BQPStructure,
+    coupling_residual,
+    follower_response,
+    lower_objective,
+    lower_residual,
+    upper_objective,
+)
 
 CHECK_FIELDS = ("follower_z_diff", "follower_objective_excess", "upper_violation", "lower_violation",
                 "stationarity", "dual_infeasibility", "complementarity", "rel_gap")

@@ -94,6 +94,6 @@ class ScipKKT:
             return MIPResult(status, nan(s.m, np.nan), nan(s.n, np.nan), nan(s.n_lower_constraints, np.nan),
                              np.inf, dual, elapsed, nodes, f"SCIP status {raw}")
         sol = model.getBestSol()
-        vals = lambda vs: np.array([model.getSolVal(sol, v) for v in vs])  # noqa: E731
+        vals = lambda vs: np.array([model.getSolVal(sol, v) for v in vs])
         return MIPResult(status, vals(self.y), vals(self.z), vals(self.lam),
                          float(model.getSolObjVal(sol)) + s.q, dual, elapsed, nodes, f"SCIP status {raw}")

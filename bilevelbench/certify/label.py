@@ -35,7 +35,7 @@ class Label:
     bounds_radius: float = float("nan")
 
     @classmethod
-    def empty(cls, m: int, n: int, p: int, status: str, reason: str, backend: str = "") -> "Label":
+    def empty(cls, m: int, n: int, p: int, status: str, reason: str, backend: str = "") -> Label:
         nan = np.full
         return cls(nan(m, np.nan), nan(n, np.nan), nan(p, np.nan), np.nan, status, reason, backend,
                    np.inf, -np.inf, 0.0, 0, dict.fromkeys(CHECK_FIELDS, np.nan))

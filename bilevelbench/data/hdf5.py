@@ -11,9 +11,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -112,19 +112,18 @@ def write_instance_set(path: Path | str, data: InstanceSetData, overwrite: bool 
     """
     path = Path(path)
     check_output_path(path, overwrite)
-    with _atomic_target(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            for key, value in data.attrs.items():
-                f.attrs[key] = json.dumps(value, sort_keys=True) if key in JSON_ATTRS else value
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            for group_name, content in (("structure", data.structure), ("params", data.params),
-                                        ("labels", data.labels), ("splits", data.splits)):
-                group = f.create_group(group_name, track_order=True)
-                for key, value in content.items():
-                    _create(group, key, value)
-            checks = f["labels"].create_group("checks", track_order=True)
-            for key, value in data.checks.items():
-                _create(checks, key, value)
+    with _atomic_target(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        for key, value in data.attrs.items():
+            f.attrs[key] = json.dumps(value, sort_keys=True) if key in JSON_ATTRS else value
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        for group_name, content in (("structure", data.structure), ("params", data.params),
+                                    ("labels", data.labels), ("splits", data.splits)):
+            group = f.create_group(group_name, track_order=True)
+            for key, value in content.items():
+                _create(group, key, value)
+        checks = f["labels"].create_group("checks", track_order=True)
+        for key, value in data.checks.items():
+            _create(checks, key, value)
     return path
 
 

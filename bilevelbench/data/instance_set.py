@@ -12,9 +12,9 @@ Example
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class InstanceSet:
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> "InstanceSet":
+    def open(cls, path: str | Path) -> InstanceSet:
         """Open an instance-set file, validating its schema version and structure hash.
 
         Raises
@@ -128,7 +128,7 @@ class InstanceSet:
             return value.item()
         return value
 
-    def split(self, name: str) -> "InstanceSet":
+    def split(self, name: str) -> InstanceSet:
         """View of one split (``train``, ``valid`` or ``test``).
 
         Raises

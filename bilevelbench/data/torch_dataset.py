@@ -25,7 +25,7 @@ class TorchInstanceDataset(Dataset):
     Works with ``torch.utils.data.DataLoader`` and its default collate function.
     """
 
-    def __init__(self, instances: "InstanceSet", label_fields: tuple[str, ...] = ("y", "z", "objective")) -> None:
+    def __init__(self, instances: InstanceSet, label_fields: tuple[str, ...] = ("y", "z", "objective")) -> None:
         labels = instances.labels
         missing = [f for f in label_fields if f not in labels]
         if missing:

@@ -72,7 +72,7 @@ def default_constraint_counts(m: int, n: int) -> tuple[int, int]:
 
     9x6 gives (15, 5), the authors' published setting; other sizes keep its ratios.
     """
-    return max(1, int(math.floor(5 * m / 3 + 0.5))), max(1, int(math.ceil(5 * n / 6)))
+    return max(1, math.floor(5 * m / 3 + 0.5)), max(1, math.ceil(5 * n / 6))
 
 
 @dataclass(frozen=True, eq=False)

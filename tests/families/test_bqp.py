@@ -47,7 +47,7 @@ def test_structure_rejects_wrong_shapes_and_nan():
 
 
 def test_follower_response_satisfies_kkt():
-    s, params = random_instances(6, 4, 1, seed=3)
+    s, _ = random_instances(6, 4, 1, seed=3)
     y = np.linspace(-1, 1, 6)
     r = bqp.follower_response(s, y)
     slack = s.h + s.G @ y - s.F @ r.z

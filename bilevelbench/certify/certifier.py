@@ -54,11 +54,15 @@ class Certifier:
         self.backend: KKTBackend = make_backend(self.settings.backend, structure, self.settings.backend_settings)
 
     # -- incumbent ------------------------------------------------------------------
-    def _candidate(self, c: np.ndarray, d: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | None:
-        try:
-            z = follower_response(self.s, y).z
-        except SolverError:
-            return None
+    def _candidate(self, c: np.ndarray, d: np.ndarray, y: np.ndarray,
+                   z: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+        """Objective of ``y`` if it is strictly bilevel feasible; ``z`` is the follower's
+        response when already computed by HiGHS, otherwise it is solved here."""
+        if z is None:
+            try:
+                z = follower_response(self.s, y).z
+            except SolverError:
+                return None
         if np.max(coupling_residual(self.s, y, z)) > -INCUMBENT_MARGIN:
             return None
         return float(upper_objective(self.s, c, d, y, z)[0]), y
@@ -74,18 +78,20 @@ class Certifier:
         s = self.s
         starts = [np.zeros(s.m), -self.deriver.Q_inv @ c]
         tightened = s.b - SEARCH_MARGIN * max(1.0, float(np.max(np.abs(s.b))))
-        candidates = list(starts)
+        values = []
         for y0 in starts:
             try:
                 response = follower_response(s, y0)
             except SolverError:
                 continue
+            if (found := self._candidate(c, d, y0, response.z)) is not None:
+                values.append(found[0])
             slack = s.h + s.G @ y0 - s.F @ response.z
             active = slack <= 1e-9 * max(1.0, float(np.max(np.abs(s.h))))
             region = solve_region_qp(s, c, d, active, upper_rhs=tightened)
-            if region.optimal:
-                candidates.append(region.x[:s.m])
-        values = [r[0] for y in candidates if (r := self._candidate(c, d, y)) is not None]
+            # The region point is re-checked with its own follower solve before it counts.
+            if region.optimal and (found := self._candidate(c, d, region.x[:s.m])) is not None:
+                values.append(found[0])
         return min(values) if values else None
 
     # -- certification --------------------------------------------------------------

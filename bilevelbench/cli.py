@@ -119,6 +119,7 @@ def _fmt_times(times: np.ndarray) -> str:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from bilevelbench.certify.label import SOLUTION_STATUSES
     from bilevelbench.data.instance_set import InstanceSet
 
     ds = InstanceSet.open(args.file)
@@ -141,7 +142,7 @@ def _run_info(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(part.status_counts().items())) or "empty"
         lines.append(f"    {name:<6} {len(part):>7} instances: {counts}")
     labels = ds.labels
-    solved = np.isin(labels["status"].astype(str), ["certified_optimal", "best_known"])
+    solved = np.isin(labels["status"].astype(str), SOLUTION_STATUSES)
     lines.append(f"  certification   {_fmt_times(labels['solve_time'][solved])}")
     if solved.any():
         obj = labels["objective"][solved]

@@ -15,7 +15,7 @@ import multiprocessing
 import signal
 import statistics
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +24,9 @@ import numpy as np
 
 import bilevelbench
 from bilevelbench.certify import Certifier, CertifierSettings, Label
+from bilevelbench.certify.backends import backend_version
 from bilevelbench.certify.checks import CHECK_FIELDS
+from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -153,7 +155,7 @@ def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict,
     A label that is not ``certified_optimal`` or ``best_known`` keeps no solution
     (NaN): a point that failed a check is never published, only its reason.
     """
-    keep = [lab.status in ("certified_optimal", "best_known") for lab in labels]
+    keep = [lab.status in SOLUTION_STATUSES for lab in labels]
     nan_if = lambda arr, k: arr if k else np.full_like(arr, np.nan, dtype=float)
     out = {
         "y": np.array([nan_if(lab.y, k) for lab, k in zip(labels, keep)]).reshape(len(labels), m),
@@ -197,7 +199,8 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
                                               "train split generated with --no-label-train")
               for i in range(n_total)]
     label_arrays, checks = labels_to_arrays(labels, structure.m, structure.n, p)
-    backend_versions = _backend_versions(structure, settings, {lab.backend for lab in certified.values()})
+    backend_versions = {name: backend_version(name) for name in sorted({lab.backend for lab in certified.values()})
+                        if name}
     attrs = {
         "family": bqp.FAMILY,
         "generator_version": bqp.GENERATOR_VERSION,
@@ -220,16 +223,4 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
     if times:
         log.info("median certification time %.4f s over %d labels", statistics.median(times), len(times))
     return out
-
-
-def _backend_versions(structure: bqp.BQPStructure, settings: CertifierSettings, names: Iterable[str]) -> dict:
-    from bilevelbench.certify.backends import make_backend
-
-    versions = {}
-    for name in sorted(n for n in names if n):
-        try:
-            versions[name] = make_backend(name, structure, settings.backend_settings).version
-        except Exception as exc:  # noqa: BLE001 - version lookup must not lose a finished run
-            versions[name] = f"unknown ({exc})"
-    return versions
 

@@ -61,11 +61,6 @@ def _highs() -> highspy.Highs:
     return h
 
 
-def highs_version() -> str:
-    """Version string of the HiGHS library in use."""
-    return str(_highs().version())
-
-
 @dataclass(frozen=True)
 class QPResult:
     """Outcome of one convex QP solve.

@@ -15,11 +15,9 @@ import numpy as np
 
 from bilevelbench.certify.checks import Tolerances, check_label
 from bilevelbench.certify.enumeration import MAX_ENUMERATED_ROWS, solve_by_enumeration
-from bilevelbench.certify.label import STATUSES
+from bilevelbench.certify.label import SOLUTION_STATUSES, STATUSES
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
-
-SOLUTION_STATUSES = ("certified_optimal", "best_known")
 
 
 @dataclass

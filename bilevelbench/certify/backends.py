@@ -117,6 +117,21 @@ def gurobi_status() -> tuple[bool, str]:
     return True, ""
 
 
+def backend_version(name: str) -> str:
+    """Version string of an exact backend (``scip`` or ``gurobi``), without building a model."""
+    if name == "scip":
+        import pyscipopt
+
+        model = pyscipopt.Model()
+        scip = f"{model.getMajorVersion()}.{model.getMinorVersion()}.{model.getTechVersion()}"
+        return f"SCIP {scip} (pyscipopt {pyscipopt.__version__})"
+    if name == "gurobi":
+        import gurobipy as gp
+
+        return "Gurobi {}.{}.{} (gurobipy {})".format(*gp.gurobi.version(), gp.__version__)
+    raise UsageError(f"backend must be one of scip, gurobi, got {name!r}")
+
+
 def make_backend(name: str, s: BQPStructure, settings: BackendSettings | None = None) -> KKTBackend:
     """Build the exact backend ``name`` for structure ``s``.
 

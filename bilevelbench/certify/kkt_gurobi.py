@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bilevelbench.certify.backends import BackendSettings, MIPResult
+from bilevelbench.certify.backends import BackendSettings, MIPResult, backend_version
 from bilevelbench.certify.bounds import VariableBounds
 from bilevelbench.errors import BackendUnavailableError
 from bilevelbench.families.bqp import BQPStructure
@@ -21,7 +21,7 @@ class GurobiKKT:
 
         self._gp, self._grb = gp, GRB
         self.s = s
-        self.version = "Gurobi {}.{}.{} (gurobipy {})".format(*gp.gurobi.version(), gp.__version__)
+        self.version = backend_version("gurobi")
         env = gp.Env(empty=True)
         env.setParam("OutputFlag", 0)
         env.start()

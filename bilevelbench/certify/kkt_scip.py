@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyscipopt
 
-from bilevelbench.certify.backends import BackendSettings, MIPResult
+from bilevelbench.certify.backends import BackendSettings, MIPResult, backend_version
 from bilevelbench.certify.bounds import VariableBounds
 from bilevelbench.families.bqp import BQPStructure
 
@@ -24,7 +24,7 @@ class ScipKKT:
 
     def __init__(self, s: BQPStructure, settings: BackendSettings) -> None:
         self.s = s
-        self.version = f"SCIP {pyscipopt.Model().version()} (pyscipopt {pyscipopt.__version__})"
+        self.version = backend_version("scip")
         model = pyscipopt.Model("bqp_kkt")
         model.hideOutput()
         model.setParam("numerics/feastol", settings.feasibility_tol)

@@ -14,6 +14,8 @@ from bilevelbench.certify.checks import CHECK_FIELDS
 #: ``failed``: no trustworthy point; ``reason`` says why.
 #: ``unlabeled``: not attempted (e.g. the train split with ``--no-label-train``).
 STATUSES = ("certified_optimal", "best_known", "infeasible", "failed", "unlabeled")
+#: Statuses whose label stores a (checked, bilevel-feasible) solution.
+SOLUTION_STATUSES = ("certified_optimal", "best_known")
 
 
 @dataclass

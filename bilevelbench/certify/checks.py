@@ -59,22 +59,30 @@ class Tolerances:
         }[check]
 
 
+#: Checks whose failure means the point is not bilevel feasible (not merely unproven).
+FEASIBILITY_CHECKS = ("follower_z_diff", "follower_objective_excess", "upper_violation", "lower_violation")
+
+
 @dataclass
 class CheckReport:
-    """Scaled residual of each check (NaN when it could not be computed) and the failures."""
+    """Scaled residual of each check (NaN when it could not be computed) and, for each
+    failed check (or ``"objective"``), the message saying why."""
 
     values: dict[str, float]
-    failures: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[str]:
+        return list(self.failed.values())
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failed
 
     @property
     def feasible(self) -> bool:
         """Bilevel feasible: z* is the follower's response and every constraint holds."""
-        return not any(f.split(" ")[0] in ("follower_z_diff", "follower_objective_excess", "upper_violation",
-                                            "lower_violation") for f in self.failures)
+        return not any(check in self.failed for check in FEASIBILITY_CHECKS)
 
 
 def check_label(s: BQPStructure, c: np.ndarray, d: np.ndarray, y: np.ndarray, z: np.ndarray, lam: np.ndarray,
@@ -82,12 +90,12 @@ def check_label(s: BQPStructure, c: np.ndarray, d: np.ndarray, y: np.ndarray, z:
     """Run every independent check on one labelled point; see the module docstring."""
     y, z, lam = (np.asarray(a, dtype=float) for a in (y, z, lam))
     values = dict.fromkeys(CHECK_FIELDS, np.nan)
-    failures: list[str] = []
+    failed: dict[str, str] = {}
     if not (np.all(np.isfinite(y)) and np.all(np.isfinite(z))):
-        return CheckReport(values, ["solution contains NaN or inf"])
+        return CheckReport(values, dict.fromkeys(CHECK_FIELDS, "solution contains NaN or inf"))
     recomputed = float(upper_objective(s, c, d, y, z)[0])
     if not np.isfinite(objective) or abs(recomputed - objective) > tol.objective_match * max(1.0, abs(recomputed)):
-        failures.append(f"objective {objective!r} does not match the recomputed {recomputed!r}")
+        failed["objective"] = f"objective {objective!r} does not match the recomputed {recomputed!r}"
 
     scale_u = max(1.0, float(np.max(np.abs(s.b))))
     scale_l = max(1.0, float(np.max(np.abs(s.h))))
@@ -105,15 +113,14 @@ def check_label(s: BQPStructure, c: np.ndarray, d: np.ndarray, y: np.ndarray, z:
         excess = float(lower_objective(s, y, z)[0]) - ref.objective
         values["follower_objective_excess"] = max(0.0, excess) / (1.0 + abs(ref.objective))
     except SolverError as exc:
-        failures.append(f"follower_z_diff: lower level could not be re-solved ({exc})")
+        failed["follower_z_diff"] = f"follower_z_diff: lower level could not be re-solved ({exc})"
     if np.isfinite(dual_bound):
         values["rel_gap"] = max(0.0, recomputed - dual_bound) / max(1.0, abs(recomputed))
     for check in CHECK_FIELDS:
         value = values[check]
         limit = tol.limit(check)
         if np.isnan(value):
-            if not any(f.startswith(check) for f in failures):
-                failures.append(f"{check} could not be computed")
+            failed.setdefault(check, f"{check} could not be computed")
         elif value > limit:
-            failures.append(f"{check} {value:.3g} exceeds {limit:.0e}")
-    return CheckReport(values, failures)
+            failed[check] = f"{check} {value:.3g} exceeds {limit:.0e}"
+    return CheckReport(values, failed)

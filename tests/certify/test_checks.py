@@ -59,4 +59,6 @@ def test_misreported_objective_and_nan_are_caught(solved):
     assert any("does not match the recomputed" in f for f in report.failures)
     y = label.y.copy()
     y[0] = np.nan
-    assert not _check(s, c, d, y, label.z, label.lam, label.dual_bound, objective=1.0).passed
+    report = _check(s, c, d, y, label.z, label.lam, label.dual_bound, objective=1.0)
+    assert not report.passed and not report.feasible
+

@@ -211,6 +211,7 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
         "certifier_settings": settings.as_dict(),
         "package_versions": _package_versions(),
         "backend_versions": backend_versions,
+        "paper_convention": {"paper": bqp.PAPER, "gap_offset": bqp.PAPER_GAP_OFFSET},
         "sampling": {**asdict(request), "n_upper_constraints": structure.n_upper_constraints,
                      "n_lower_constraints": structure.n_lower_constraints, "q": structure.q,
                      "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",

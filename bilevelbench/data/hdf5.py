@@ -51,7 +51,7 @@ class InstanceSetData:
         return int(next(iter(self.params.values())).shape[0])
 
 
-JSON_ATTRS = ("certifier_settings", "package_versions", "sampling", "backend_versions", "spec")
+JSON_ATTRS = ("certifier_settings", "package_versions", "sampling", "backend_versions", "spec", "paper_convention")
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:

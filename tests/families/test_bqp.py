@@ -32,7 +32,7 @@ def test_structure_is_reproducible_and_follows_the_generator():
     assert np.all((a.A >= 0) & (a.A <= 1)) and np.all((a.b >= 0) & (a.b <= 12)) and np.all(a.h <= 8)
     assert np.allclose(a.Q, a.Q.T) and np.allclose(a.H, a.H.T)
     assert np.linalg.eigvalsh(a.H)[0] >= 0.1 - 1e-12  # the ridge makes H definite
-    assert a.q == 100.0 and a.g == 0.0
+    assert a.q == 0.0 and a.g == 0.0
 
 
 def test_structure_rejects_wrong_shapes_and_nan():

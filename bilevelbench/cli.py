@@ -29,6 +29,12 @@ examples:
 
   # a training set for self-supervised methods: no labels on train, 2 worker processes
   bilevelbench generate bqp --size 9x6 --n-train 10000 --n-test 1000 --no-label-train --workers 2 --out bqp-9x6.h5
+
+  # score a solver (sandboxed, timed) and render the leaderboard
+  bilevelbench check-solver baselines/exact --dataset bqp-3x2.h5
+  bilevelbench evaluate --dataset bqp-3x2.h5 --solver baselines/exact --out leaderboards/results/exact.json
+  bilevelbench score --dataset bqp-3x2.h5 --predictions my-preds.h5 --out my.json
+  bilevelbench leaderboard leaderboards/ --out leaderboards/
 """
 
 
@@ -193,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bilevelbench",
         description="Certified instance sets for learning to optimize on bilevel and mixed-integer problems. "
-                    "Generate data with exact labels, inspect it, and re-verify every label independently.",
+                    "Generate data with exact labels, inspect it, re-verify every label independently, score "
+                    "any solver under one protocol and render leaderboards.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument("--version", action="version", version=f"bilevelbench {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log messages")
@@ -202,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_info(sub)
     _add_verify(sub)
+    from bilevelbench.cli_evaluate import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -38,3 +38,7 @@ class SolverError(BilevelBenchError):
 
 class MissingDataError(BilevelBenchError, FileNotFoundError):
     """A file, instance or split that was asked for does not exist."""
+
+
+class SubmissionError(BilevelBenchError):
+    """A submitted solver or predictions file does not follow the contract (bad shape, dtype, file, class)."""

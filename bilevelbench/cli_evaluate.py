@@ -1,0 +1,244 @@
+"""Command-line front ends of the evaluator: ``evaluate``, ``score``, ``check-solver``, ``leaderboard``.
+
+Exit status: 0 when every instance was scored, 1 when the run is partial,
+failed or skipped (the record is still written), 2 for bad arguments or files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from bilevelbench.errors import OutputExistsError, UsageError
+
+SOLVER_HELP = ("the solver: a folder with solver.py defining class Solver (baselines/exact), "
+               "a file and class (path/to/file.py:MySolver) or an installed module and class (pkg.mod:MySolver)")
+
+
+def _command_line() -> str:
+    return "bilevelbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _check_out(path: Path | None, overwrite: bool) -> None:
+    if path is None:
+        return
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{str(path)!r} exists; pass --overwrite to replace it")
+    if not path.parent.exists() if str(path.parent) else False:
+        raise UsageError(f"directory {str(path.parent)!r} of --out does not exist")
+
+
+def _fmt(value, spec: str = ".2e") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _summary(record: dict) -> str:
+    m, d, s = record["metrics"], record["dataset"], record["solver"]
+    lines = [f"{record['mode']} {s['name']} {s['version']} on {d['name']} ({d['split']}, {d['n_instances']} "
+             f"instances): {record['status']}" + (f" ({record['status_reason']})" if record["status_reason"] else "")]
+    if m:
+        paper = (f"   paper convention (+offset): mean {_fmt(m.get('paper_gap_mean'))}"
+                 if m.get("paper_gap_mean") is not None else "")
+        lines += [
+            f"  gap        mean {_fmt(m['gap_mean'])}  median {_fmt(m['gap_median'])}  p95 {_fmt(m['gap_p95'])}  "
+            f"max {_fmt(m['gap_max'])}{paper}",
+            f"  feasible   {m['n_feasible']}/{m['n_instances']} ({100 * (m['feasible_rate'] or 0):.1f}%) at "
+            f"tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, failed {m['n_failed']}",
+            f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
+            f"max-row max {_fmt(m['coupling_violation_max'])}",
+        ]
+        if "z_distance_mean" in m:
+            lines.append(f"  your z     distance to z(y) mean {_fmt(m['z_distance_mean'])}, follower regret mean "
+                         f"{_fmt(m['follower_regret_mean'])} (z is never scored)")
+        verified = "" if s.get("latency_verified") else " (self-reported, unverified)"
+        lines.append(f"  latency    median {_fmt(m.get('latency_ms_median'), '.3f')} ms{verified}  "
+                     f"p95 {_fmt(m.get('latency_ms_p95'), '.3f')} ms  throughput "
+                     f"{_fmt(m.get('throughput_per_s'), '.1f')}/s  speedup vs exact "
+                     f"{_fmt(m.get('speedup_vs_exact'), '.2f')}x")
+    timing = record.get("timing") or {}
+    if timing.get("scoring_ms_per_instance") is not None:
+        overhead = timing.get("evaluator_overhead_ms_per_instance")
+        lines.append(f"  evaluator  scoring {timing['scoring_ms_per_instance']:.3f} ms/instance"
+                     + (f", overhead in the solver loop {overhead:.3f} ms/instance" if overhead is not None else ""))
+    return "\n".join(lines)
+
+
+def _finish(record: dict, args: argparse.Namespace) -> int:
+    from bilevelbench.evaluate.records import write_record
+
+    for failure in record["failures"][:5]:
+        where = "run" if failure["instance"] is None else f"instance {failure['instance']}"
+        print(f"FAIL {where}: {failure['reason']}", file=sys.stderr)
+    if len(record["failures"]) > 5:
+        print(f"... and {len(record['failures']) - 5} more failures (all in the record)", file=sys.stderr)
+    print(_summary(record))
+    if args.out is not None:
+        write_record(record, args.out, overwrite=True)
+        print(f"wrote {args.out}")
+    return 0 if record["status"] == "complete" else 1
+
+
+def _progress(args: argparse.Namespace, total: int, desc: str):
+    if args.quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="inst", dynamic_ncols=True, file=sys.stderr)
+    return bar, bar.update
+
+
+# -- evaluate ---------------------------------------------------------------------------
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="run a solver under the timing protocol in a sandbox and score it",
+        description="Run SOLVER in a child process (memory and time limits, fixed thread count) on one split: "
+                    "untimed setup(spec, train split), warm-up, per-instance latency at batch size 1, then "
+                    "batched throughput. The evaluator computes the follower's response z(y) itself and scores "
+                    "(y, z(y)) against the certified labels; crashes, hangs and bad outputs become recorded "
+                    "failures. The exact solver's latency is measured on the same machine for the speedup. "
+                    "Metrics: docs/metrics.md; record format: docs/results.md. Exit 0 when every instance was "
+                    "scored, 1 otherwise (the record is still written), 2 for bad arguments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  bilevelbench evaluate --dataset bqp-3x2.h5 --solver baselines/exact --out r.json")
+    p.add_argument("--dataset", type=Path, required=True, metavar="FILE", help="certified HDF5 instance set")
+    p.add_argument("--solver", required=True, metavar="SPEC", help=SOLVER_HELP)
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split to solve (test)")
+    p.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the results record here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed warm-up solves (default 3)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B",
+                   help="batch size of the throughput pass; 0 skips it (default 64)")
+    p.add_argument("--threads", type=int, default=1, metavar="T",
+                   help="BLAS/OpenMP/torch threads of the solver process, recorded (default 1)")
+    p.add_argument("--exact-instances", type=int, default=20, metavar="K",
+                   help="instances on which the exact solver is timed for speedup_vs_exact; 0 skips (default 20)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N instances")
+    p.add_argument("--setup-timeout", type=float, default=1800.0, metavar="S",
+                   help="seconds for import + skip + setup (default 1800)")
+    p.add_argument("--solve-timeout", type=float, default=120.0, metavar="S",
+                   help="seconds for any one solve call; the process is killed after (default 120)")
+    p.add_argument("--memory-mb", type=int, default=8192, metavar="MB",
+                   help="address-space limit of the solver process in MiB; 0 for none (default 8192)")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from bilevelbench.data.instance_set import InstanceSet
+    from bilevelbench.evaluate.evaluator import Protocol, evaluate_solver
+    from bilevelbench.evaluate.sandbox import Limits
+
+    for name in ("warmup", "batch_size", "exact_instances", "memory_mb"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
+    for name in ("threads", "limit", "setup_timeout", "solve_timeout"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name))
+    _check_out(args.out, args.overwrite)
+    protocol = Protocol(warmup=args.warmup, batch_size=args.batch_size, threads=args.threads,
+                        exact_instances=args.exact_instances, limit=args.limit)
+    limits = Limits(setup_timeout=args.setup_timeout, solve_timeout=args.solve_timeout, memory_mb=args.memory_mb)
+    n = len(InstanceSet.open(args.dataset).split(args.split))
+    n = n if args.limit is None else min(n, args.limit)
+    bar, progress = _progress(args, n, "solve")
+    ebar, eprogress = _progress(args, min(n, args.exact_instances), "exact ref") if args.exact_instances else (
+        None, None)
+    try:
+        record = evaluate_solver(args.dataset, args.solver, args.split, protocol, limits, _command_line(),
+                                 progress, eprogress)
+    finally:
+        for b in (bar, ebar):
+            if b is not None:
+                b.close()
+    return _finish(record, args)
+
+
+# -- score ------------------------------------------------------------------------------
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score", help="score a predictions file (any language) against a certified instance set",
+        description="Score an HDF5 predictions file (layout in docs/format.md: /y, optional /z, /instance_index, "
+                    "solver_name and latency as attributes) exactly as 'evaluate' scores a live run. Latency in "
+                    "the file is self-reported and marked unverified. Exit 0 when every instance was scored, 1 "
+                    "otherwise, 2 when the file as a whole is unusable.")
+    p.add_argument("--dataset", type=Path, required=True, metavar="FILE", help="certified HDF5 instance set")
+    p.add_argument("--predictions", type=Path, required=True, metavar="PRED.h5", help="predictions file")
+    p.add_argument("--split", default=None, choices=["train", "valid", "test"],
+                   help="split the predictions answer (default: the file's 'split' attribute, else test)")
+    p.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the results record here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(run=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from bilevelbench.evaluate.evaluator import score_predictions
+
+    _check_out(args.out, args.overwrite)
+    record = score_predictions(args.dataset, args.predictions, args.split, _command_line())
+    return _finish(record, args)
+
+
+# -- check-solver -----------------------------------------------------------------------
+def _add_check_solver(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check-solver", help="check that a solver follows the contract before submitting",
+        description="Load SOLVER in the sandbox, run setup and a few solves (batch of 1 and a small batch) and "
+                    "report, line by line, whether it meets the contract in bilevelbench/solvers.py. "
+                    "Exit 0 when it does, 1 when a check fails.")
+    p.add_argument("solver", metavar="SPEC", help=SOLVER_HELP)
+    p.add_argument("--dataset", type=Path, required=True, metavar="FILE", help="certified HDF5 instance set")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--instances", type=int, default=5, metavar="N", help="instances to try (default 5)")
+    p.set_defaults(run=_run_check_solver)
+
+
+def _run_check_solver(args: argparse.Namespace) -> int:
+    from bilevelbench.evaluate.conformance import check_solver
+
+    _positive("--instances", args.instances)
+    checks = check_solver(args.dataset, args.solver, args.split, args.instances)
+    marks = {True: "PASS", False: "FAIL", None: "NOTE"}
+    for check in checks:
+        print(f"{marks[check.ok]}  {check.name}: {check.detail}")
+    failed = [c for c in checks if c.ok is False]
+    print(f"check-solver {args.solver}: " + ("meets the contract" if not failed else f"{len(failed)} check(s) failed"))
+    return 1 if failed else 0
+
+
+# -- leaderboard ------------------------------------------------------------------------
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard", help="render LEADERBOARD.md and index.html from results records",
+        description="Read every results record (*.json with schema bilevelbench-result) below SOURCE and write "
+                    "LEADERBOARD.md, a static sortable index.html and plots (gap vs latency with the Pareto front; "
+                    "gap and violation distributions) into --out. Ranking rule: docs/leaderboard.md.")
+    p.add_argument("source", type=Path, metavar="SOURCE", help="folder searched recursively for records")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: SOURCE)")
+    p.set_defaults(run=_run_leaderboard)
+
+
+def _run_leaderboard(args: argparse.Namespace) -> int:
+    from bilevelbench.leaderboard import build_leaderboard
+
+    if not args.source.is_dir():
+        raise UsageError(f"{str(args.source)!r} is not a folder of results records")
+    out = args.out or args.source
+    out.mkdir(parents=True, exist_ok=True)
+    written = build_leaderboard(args.source, out)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register the evaluator's subcommands."""
+    _add_evaluate(sub)
+    _add_score(sub)
+    _add_check_solver(sub)
+    _add_leaderboard(sub)

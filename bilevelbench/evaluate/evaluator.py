@@ -1,0 +1,351 @@
+"""The evaluator: score a predictions file, or run a solver under the timing protocol and score it.
+
+Both paths end in the same :func:`bilevelbench.evaluate.scoring.score_bqp`, so
+a predictions file and a live run are scored identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bilevelbench.data.hdf5 import BACKEND_DTYPE, STATUS_DTYPE, as_fixed_ascii, read_instance_set, write_instance_set
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.errors import SubmissionError, UsageError
+from bilevelbench.evaluate import metrics
+from bilevelbench.evaluate.predictions import PredictionSet, read_predictions
+from bilevelbench.evaluate.provenance import file_sha256, provenance
+from bilevelbench.evaluate.records import build_record
+from bilevelbench.evaluate.sandbox import Limits, SandboxRun, WorkerConfig, run_in_sandbox
+from bilevelbench.evaluate.scoring import SplitScore, score_bqp
+
+log = logging.getLogger(__name__)
+
+#: The exact reference solver every learned method's latency is compared with.
+EXACT_SOLVER_SPEC = "bilevelbench.exact_solver:ExactSolver"
+
+Progress = Callable[[int], object]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Timing protocol of ``evaluate`` (recorded in every result).
+
+    Attributes
+    ----------
+    warmup : int
+        Untimed ``solve`` calls (batch size 1) before timing starts.
+    batch_size : int
+        Batch size of the throughput pass (0 skips it).
+    threads : int
+        BLAS / OpenMP / torch threads of the solver process.
+    exact_instances : int
+        Instances on which the exact solver's latency is measured for the speedup (0 skips).
+    limit : int or None
+        Evaluate only the first ``limit`` instances of the split (for quick checks).
+    """
+
+    warmup: int = 3
+    batch_size: int = 64
+    threads: int = 1
+    exact_instances: int = 20
+    limit: int | None = None
+
+
+def dataset_block(ds: InstanceSet, path: Path, split: str, n_instances: int, sha256: str) -> dict:
+    """The ``dataset`` block of a results record."""
+    meta = ds.meta
+    return {"name": str(meta.get("name") or path.stem), "file": path.name, "sha256": sha256, "family": ds.family,
+            "size": ds.structure.size, "split": split, "n_instances": n_instances,
+            "structure_hash": meta.get("structure_hash"), "generator_version": meta.get("generator_version")}
+
+
+def paper_offset(ds: InstanceSet) -> float | None:
+    convention = ds.meta.get("paper_convention")
+    if isinstance(convention, dict) and isinstance(convention.get("gap_offset"), (int, float)):
+        return float(convention["gap_offset"])
+    return None
+
+
+def align(pred: PredictionSet, n: int, m: int, nz: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Rows of ``pred`` placed at their instance positions (NaN and ``answered = False`` elsewhere)."""
+    y = np.full((n, m), np.nan)
+    z = None if pred.z is None else np.full((n, nz), np.nan)
+    answered = np.zeros(n, bool)
+    y[pred.instance] = pred.y
+    if z is not None:
+        z[pred.instance] = pred.z
+    answered[pred.instance] = True
+    return y, z, answered
+
+
+def _protocol_common() -> dict:
+    return {"feasibility_tolerance": metrics.FEASIBILITY_TOL, "gap_floor": metrics.GAP_FLOOR,
+            "follower_response": "recomputed by the evaluator with HiGHS; submitted z is never scored",
+            "metrics_doc": "docs/metrics.md"}
+
+
+def score_predictions(dataset: Path | str, predictions: Path | str, split: str | None = None,
+                      command: str = "", progress: Progress | None = None) -> dict:
+    """Score a predictions file against a certified instance set; return a results record.
+
+    Raises
+    ------
+    MissingDataError, SchemaError
+        If the data set cannot be opened.
+    SubmissionError
+        If the predictions file as a whole breaks the contract (``docs/format.md``).
+    """
+    dataset = Path(dataset)
+    ds = InstanceSet.open(dataset)
+    sha = file_sha256(dataset)
+    s = ds.structure
+    # Read attributes first to learn the split, then validate against its size.
+    probe_split = split or "test"
+    part = ds.split(probe_split)
+    pred = read_predictions(predictions, s.m, s.n, len(part))
+    file_split = pred.attrs.get("split")
+    if split is None and file_split and file_split != probe_split:
+        part = ds.split(file_split)
+        probe_split = file_split
+        pred = read_predictions(predictions, s.m, s.n, len(part))
+    elif split is not None and file_split and file_split != split:
+        raise UsageError(f"predictions file says split {file_split!r} but --split {split!r} was given")
+    claimed = pred.attrs.get("dataset_sha256")
+    if claimed and claimed != sha:
+        raise SubmissionError(f"predictions were made for a data set with sha256 {claimed[:12]}..., "
+                              f"not {str(dataset)!r} ({sha[:12]}...)")
+    n = len(part)
+    y, z, answered = align(pred, n, s.m, s.n)
+    start = time.perf_counter()
+    score = score_bqp(s, part.params, part.labels, y, answered, {}, z, paper_offset(ds), progress)
+    scoring_s = time.perf_counter() - start
+    solver = {"name": pred.attrs.get("solver_name", "unnamed-solver"),
+              "version": pred.attrs.get("solver_version", "0"), "spec": f"predictions:{Path(predictions).name}",
+              "description": pred.attrs.get("description", ""), "latency_verified": False}
+    extra = {"latency_ms_median": pred.latency_ms, "latency_ms_p95": None, "throughput_per_s": None,
+             "speedup_vs_exact": None}
+    timing = {"scoring_seconds": scoring_s, "scoring_ms_per_instance": 1e3 * scoring_s / max(n, 1),
+              "scoring_throughput_per_s": n / scoring_s if scoring_s > 0 else None}
+    return build_record(mode="score", dataset=dataset_block(ds, dataset, probe_split, n, sha), solver=solver,
+                        score=score, protocol=_protocol_common(), provenance=provenance(command), timing=timing,
+                        extra_metrics=extra)
+
+
+def redacted_copy(source: Path, split: str, target: Path) -> None:
+    """Copy an instance set with the labels of ``split`` withheld (so a solver cannot read them)."""
+    data = read_instance_set(source)
+    idx = data.splits[split]
+    labels = {}
+    for key, value in data.labels.items():
+        value = np.array(value)
+        if value.dtype.kind == "f":
+            value[idx] = np.nan
+        elif value.dtype.kind in "iu":
+            value[idx] = 0
+        elif key == "status":
+            value[idx] = "unlabeled"
+        else:
+            value[idx] = "withheld by the evaluator" if key == "reason" else ""
+        if key == "status":
+            value = as_fixed_ascii([str(v) for v in value], STATUS_DTYPE)
+        elif key == "backend":
+            value = as_fixed_ascii([str(v) for v in value], BACKEND_DTYPE)
+        elif value.dtype.kind == "O":
+            value = np.array([str(v) for v in value], dtype=str)
+        labels[key] = value
+    checks = {}
+    for key, value in data.checks.items():
+        value = np.array(value, dtype=float)
+        value[idx] = np.nan
+        checks[key] = value
+    data.labels, data.checks = labels, checks
+    write_instance_set(target, data, overwrite=True)
+
+
+@dataclass
+class SolverRun:
+    """Predictions and timings recovered from a sandboxed run."""
+
+    y: np.ndarray
+    z: np.ndarray | None
+    answered: np.ndarray
+    reasons: dict[int, str]
+    latency_ms: np.ndarray
+    batched_seconds: float
+    batched_instances: int
+    batch_max_abs_diff: float | None
+    identity: dict
+    run: SandboxRun
+
+
+def collect(run: SandboxRun, n: int, m: int, nz: int) -> SolverRun:
+    """Turn journal events into aligned predictions, validating everything the child wrote."""
+    y = np.full((n, m), np.nan)
+    z_rows: dict[int, np.ndarray] = {}
+    answered = np.zeros(n, bool)
+    latency = np.full(n, np.nan)
+    reasons: dict[int, str] = {}
+    for event in run.of("instance"):
+        i = event.get("i")
+        if not isinstance(i, int) or not 0 <= i < n:
+            continue
+        if isinstance(event.get("latency_s"), (int, float)):
+            latency[i] = 1e3 * float(event["latency_s"])
+        if "error" in event:
+            reasons[i] = str(event["error"])[:300]
+            continue
+        try:
+            row = np.asarray(event.get("y"), dtype=float).reshape(m)
+        except (TypeError, ValueError):
+            reasons[i] = f"solve returned a malformed y (expected {m} numbers)"
+            continue
+        y[i], answered[i] = row, True
+        if event.get("z") is not None:
+            try:
+                z_rows[i] = np.asarray(event["z"], dtype=float).reshape(nz)
+            except (TypeError, ValueError):
+                pass
+    z = None
+    if z_rows:
+        z = np.full((n, nz), np.nan)
+        for i, row in z_rows.items():
+            z[i] = row
+    stop = run.exit_reason()
+    for i in range(n):
+        if not answered[i] and i not in reasons:
+            reasons[i] = f"not answered: {stop}" if stop else "not answered"
+    batched_s, batched_n, diffs = 0.0, 0, []
+    for event in run.of("batch"):
+        if "error" in event or not isinstance(event.get("seconds"), (int, float)):
+            continue
+        lo, size = event.get("start"), event.get("size")
+        try:
+            rows = np.asarray(event.get("y"), dtype=float).reshape(size, m)
+        except (TypeError, ValueError):
+            continue
+        batched_s += float(event["seconds"])
+        batched_n += int(size)
+        ref = y[lo:lo + size]
+        ok = np.isfinite(ref).all(1) & np.isfinite(rows).all(1)
+        if ok.any():
+            diffs.append(float(np.max(np.abs(rows[ok] - ref[ok]))))
+    loaded = run.first("loaded") or {}
+    identity = {key: str(loaded.get(key, ""))[:200] for key in ("name", "version", "description")}
+    return SolverRun(y=y, z=z, answered=answered, reasons=reasons, latency_ms=latency, batched_seconds=batched_s,
+                     batched_instances=batched_n, batch_max_abs_diff=max(diffs) if diffs else None,
+                     identity=identity, run=run)
+
+
+def _median(values: np.ndarray) -> float | None:
+    v = values[np.isfinite(values)]
+    return float(np.median(v)) if v.size else None
+
+
+def _p95(values: np.ndarray) -> float | None:
+    v = values[np.isfinite(values)]
+    return float(np.percentile(v, 95)) if v.size else None
+
+
+def run_solver(dataset: Path, dataset_name: str, solver: str, split: str, protocol: Protocol, limits: Limits,
+               n: int, m: int, nz: int, progress: Progress | None = None, limit: int | None = None,
+               batch_size: int | None = None) -> SolverRun:
+    """Run ``solver`` on a redacted copy of ``dataset`` in the sandbox and collect its answers."""
+    with tempfile.TemporaryDirectory(prefix="bilevelbench-data-") as tmp:
+        copy = Path(tmp) / dataset.name
+        redacted_copy(dataset, split, copy)
+        config = WorkerConfig(solver=solver, dataset=str(copy), dataset_name=dataset_name, split=split,
+                              warmup=protocol.warmup,
+                              batch_size=protocol.batch_size if batch_size is None else batch_size,
+                              threads=protocol.threads, limit=limit)
+
+        def on_event(event: dict) -> None:
+            if progress is not None and event.get("event") == "instance":
+                progress(1)
+
+        run = run_in_sandbox(config, limits, on_event)
+    return collect(run, n, m, nz)
+
+
+def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", protocol: Protocol | None = None,
+                    limits: Limits | None = None, command: str = "", progress: Progress | None = None,
+                    exact_progress: Progress | None = None) -> dict:
+    """Run ``solver`` under the timing protocol in a sandbox and score it; return a results record.
+
+    Never raises for anything the solver does (crash, hang, bad output): those
+    become recorded failures. Raises for bad arguments or an unreadable data set.
+    """
+    protocol = protocol or Protocol()
+    limits = limits or Limits()
+    dataset = Path(dataset)
+    ds = InstanceSet.open(dataset)
+    sha = file_sha256(dataset)
+    part = ds.split(split)
+    s = ds.structure
+    n = len(part) if protocol.limit is None else min(len(part), protocol.limit)
+    if n == 0:
+        raise UsageError(f"split {split!r} of {str(dataset)!r} has no instances to evaluate")
+    name = str(ds.meta.get("name") or dataset.stem)
+    result = run_solver(dataset, name, solver, split, protocol, limits, n, s.m, s.n, progress, limit=protocol.limit)
+    run = result.run
+    params = {key: value[:n] for key, value in part.params.items()}
+    labels = {key: value[:n] for key, value in part.labels.items()}
+    solver_block = {**result.identity, "spec": solver, "latency_verified": True}
+    data_block = dataset_block(ds, dataset, split, n, sha)
+    proto = {**_protocol_common(), **asdict(protocol), **{f"limit_{k}": v for k, v in asdict(limits).items()},
+             "latency": "per-instance wall time of solve() at batch size 1 (time.perf_counter), after warm-up",
+             "throughput": "instances / total wall time of solve() over the split in batches of batch_size"}
+    skip = run.first("skip")
+    if skip is not None:
+        return build_record(mode="evaluate", dataset=data_block, solver=solver_block, score=None, protocol=proto,
+                            provenance=provenance(command),
+                            status=("skipped", f"solver declined: {skip.get('reason', '')}"))
+    start = time.perf_counter()
+    score: SplitScore = score_bqp(s, params, labels, result.y, result.answered, result.reasons, result.z,
+                                  paper_offset(ds))
+    scoring_s = time.perf_counter() - start
+    latency_median = _median(result.latency_ms)
+    exact_median = None
+    if protocol.exact_instances > 0 and latency_median is not None:
+        k = min(n, protocol.exact_instances)
+        exact = run_solver(dataset, name, EXACT_SOLVER_SPEC, split, Protocol(warmup=1, threads=protocol.threads),
+                           limits, k, s.m, s.n, exact_progress, limit=k, batch_size=0)
+        exact_median = _median(exact.latency_ms)
+    setup = run.first("setup") or {}
+    done = run.first("latency_done") or {}
+    overhead = None
+    if isinstance(done.get("loop_s"), (int, float)) and isinstance(done.get("solve_s"), (int, float)):
+        overhead = 1e3 * (done["loop_s"] - done["solve_s"]) / n
+    extra = {"latency_ms_median": latency_median, "latency_ms_p95": _p95(result.latency_ms),
+             "throughput_per_s": (result.batched_instances / result.batched_seconds
+                                  if result.batched_seconds > 0 else None),
+             "speedup_vs_exact": (exact_median / latency_median
+                                  if exact_median is not None and latency_median else None),
+             "batch_consistency_max_abs_diff": result.batch_max_abs_diff}
+    timing = {"setup_seconds": setup.get("seconds"), "warmup": run.first("warmup"),
+              "evaluator_overhead_ms_per_instance": overhead,
+              "scoring_seconds": scoring_s, "scoring_ms_per_instance": 1e3 * scoring_s / n,
+              "scoring_throughput_per_s": n / scoring_s if scoring_s > 0 else None,
+              "exact_latency_ms_median": exact_median, "exact_spec": EXACT_SOLVER_SPEC,
+              "sandbox_wall_seconds": run.wall_seconds}
+    run_failures = []
+    stop = run.exit_reason()
+    if stop:
+        run_failures.append({"instance": None, "reason": stop})
+    for event in run.of("batch"):
+        if "error" in event:
+            run_failures.append({"instance": None, "reason": f"batched solve of instances {event.get('start')}.."
+                                                              f"{event.get('start', 0) + event.get('size', 0) - 1}: "
+                                                              f"{event['error']}"})
+    record = build_record(mode="evaluate", dataset=data_block, solver=solver_block, score=score, protocol=proto,
+                          provenance=provenance(command), timing=timing, extra_metrics=extra,
+                          per_instance_extra={"latency_ms": result.latency_ms}, run_failures=run_failures)
+    if not np.any(score.scored) and stop:
+        record["status_reason"] = stop
+    return record

@@ -82,6 +82,7 @@ def aggregate(values: np.ndarray) -> dict[str, float | int | None]:
     v = v[~np.isnan(v)]
     if v.size == 0:
         return {"mean": None, "median": None, "p95": None, "max": None, "std": None, "n": 0}
-    return {"mean": float(np.mean(v)), "median": float(np.median(v)),
-            "p95": float(np.percentile(v, TAIL_PERCENTILE)), "max": float(np.max(v)),
-            "std": float(np.std(v)), "n": int(v.size)}
+    with np.errstate(invalid="ignore"):  # inf entries: statistics become inf or NaN, on purpose
+        return {"mean": float(np.mean(v)), "median": float(np.median(v)),
+                "p95": float(np.percentile(v, TAIL_PERCENTILE)), "max": float(np.max(v)),
+                "std": float(np.std(v)), "n": int(v.size)}

@@ -124,7 +124,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_evaluate)
 
 
-def _positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
+def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):

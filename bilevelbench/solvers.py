@@ -143,6 +143,37 @@ def _load_from_module(module_name: str, class_name: str) -> type:
     return getattr(module, class_name)
 
 
+def check_spec_form(spec: str) -> None:
+    """Validate the form of ``spec`` without importing anything (the parent process never imports submissions).
+
+    Raises
+    ------
+    UsageError
+        If ``spec`` has none of the accepted forms.
+    SubmissionError
+        If it names a folder without ``solver.py`` or a file that does not exist.
+    """
+    if not spec or not spec.strip():
+        raise UsageError("empty solver spec; expected " + "; or ".join(SPEC_FORMS))
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "solver.py").is_file():
+            raise SubmissionError(f"folder {spec!r} has no solver.py; expected " + SPEC_FORMS[0])
+        return
+    if ":" in spec:
+        target, class_name = spec.rsplit(":", 1)
+        if not class_name.isidentifier():
+            raise UsageError(f"{class_name!r} in solver spec {spec!r} is not a class name")
+        if (target.endswith(".py") or "/" in target or "\\" in target) and not Path(target).is_file():
+            raise SubmissionError(f"solver file {target!r} does not exist")
+        return
+    if spec.endswith(".py"):
+        if not path.is_file():
+            raise SubmissionError(f"solver file {spec!r} does not exist")
+        return
+    raise UsageError(f"solver spec {spec!r} is not a folder, and names no class; expected " + "; or ".join(SPEC_FORMS))
+
+
 def resolve_solver_class(spec: str) -> type:
     """The solver class named by ``spec`` (see the module docstring), not yet instantiated.
 

@@ -11,6 +11,7 @@ from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.evaluator import Protocol, paper_offset, run_solver
 from bilevelbench.evaluate.sandbox import Limits
 from bilevelbench.evaluate.scoring import score_bqp
+from bilevelbench.solvers import check_spec_form
 
 #: Tolerance under which batched and one-at-a-time answers count as the same.
 CONSISTENCY_TOL = 1e-6
@@ -33,6 +34,7 @@ def check_solver(dataset: Path | str, solver: str, split: str = "test", instance
 
     Returns the checks in order; the contract is met when none has ``ok is False``.
     """
+    check_spec_form(solver)
     dataset = Path(dataset)
     ds = InstanceSet.open(dataset)
     part = ds.split(split)

@@ -24,6 +24,7 @@ from bilevelbench.evaluate.provenance import file_sha256, provenance
 from bilevelbench.evaluate.records import build_record
 from bilevelbench.evaluate.sandbox import Limits, SandboxRun, WorkerConfig, run_in_sandbox
 from bilevelbench.evaluate.scoring import SplitScore, score_bqp
+from bilevelbench.solvers import check_spec_form
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,7 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     Never raises for anything the solver does (crash, hang, bad output): those
     become recorded failures. Raises for bad arguments or an unreadable data set.
     """
+    check_spec_form(solver)
     protocol = protocol or Protocol()
     limits = limits or Limits()
     dataset = Path(dataset)

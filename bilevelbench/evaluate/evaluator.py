@@ -64,7 +64,8 @@ def dataset_block(ds: InstanceSet, path: Path, split: str, n_instances: int, sha
     meta = ds.meta
     return {"name": str(meta.get("name") or path.stem), "file": path.name, "sha256": sha256, "family": ds.family,
             "size": ds.structure.size, "split": split, "n_instances": n_instances,
-            "structure_hash": meta.get("structure_hash"), "generator_version": meta.get("generator_version")}
+            "structure_hash": meta.get("structure_hash"), "generator_version": meta.get("generator_version"),
+            "seed": meta.get("seed")}
 
 
 def paper_offset(ds: InstanceSet) -> float | None:

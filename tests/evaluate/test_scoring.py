@@ -26,7 +26,8 @@ def test_labels_score_gap_zero_and_feasible(test_split):
     s, part = test_split
     sc = _score(s, part, part.labels["y"])
     assert np.all(sc.feasible) and np.all(sc.scored)
-    assert np.nanmax(sc.values["gap"]) < 1e-6
+    assert np.nanmax(sc.values["gap"]) == 0.0  # reference and submission evaluated by the same follower solve
+    np.testing.assert_allclose(sc.values["reference_objective"], part.labels["objective"], rtol=1e-6, atol=1e-6)
     assert np.nanmax(sc.values["paper_gap"]) <= np.nanmax(sc.values["gap"])
 
 
@@ -70,7 +71,8 @@ def test_follower_infeasible_y_is_scored_infeasible(test_split):
     y = np.array([[-2.0], [0.5]])
     assert lower_infeasibility(s, y[0]) == pytest.approx(2.0)
     params = {"c": np.zeros((2, 1)), "d": np.zeros((2, 1))}
-    labels = {"status": np.array(["certified_optimal"] * 2, dtype=object), "objective": np.zeros(2)}
+    labels = {"status": np.array(["certified_optimal"] * 2, dtype=object), "objective": np.zeros(2),
+              "y": np.full((2, 1), np.nan)}
     sc = score_bqp(s, params, labels, y, np.ones(2, bool), {}, None, None)
     assert sc.feasible.tolist() == [False, True]
     assert np.isnan(sc.values["gap"][0]) and np.isnan(sc.values["objective"][0])

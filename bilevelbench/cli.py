@@ -132,10 +132,10 @@ def _run_info(args: argparse.Namespace) -> int:
     meta, s = ds.meta, ds.structure
     lines = [
         f"{args.file}",
-        f"  family          {meta['family']} (generator {meta['generator_version']}, "
-        f"bilevelbench {meta['bilevelbench_version']}, schema {meta['schema_version']})",
-        f"  size            {s.size}: {s.m} upper / {s.n} lower variables, "
-        f"{s.n_upper_constraints} upper / {s.n_lower_constraints} lower constraints",
+        (f"  family          {meta['family']} (generator {meta['generator_version']}, "
+        f"bilevelbench {meta['bilevelbench_version']}, schema {meta['schema_version']})"),
+        (f"  size            {s.size}: {s.m} upper / {s.n} lower variables, "
+        f"{s.n_upper_constraints} upper / {s.n_lower_constraints} lower constraints"),
         f"  seed            {meta['seed']}",
         f"  structure hash  {meta['structure_hash']}",
     ]

@@ -26,7 +26,7 @@ def _check_out(path: Path | None, overwrite: bool) -> None:
         return
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{str(path)!r} exists; pass --overwrite to replace it")
-    if not path.parent.exists() if str(path.parent) else False:
+    if not path.parent.is_dir():
         raise UsageError(f"directory {str(path.parent)!r} of --out does not exist")
 
 
@@ -42,12 +42,12 @@ def _summary(record: dict) -> str:
         paper = (f"   paper convention (+offset): mean {_fmt(m.get('paper_gap_mean'))}"
                  if m.get("paper_gap_mean") is not None else "")
         lines += [
-            f"  gap        mean {_fmt(m['gap_mean'])}  median {_fmt(m['gap_median'])}  p95 {_fmt(m['gap_p95'])}  "
-            f"max {_fmt(m['gap_max'])}{paper}",
-            f"  feasible   {m['n_feasible']}/{m['n_instances']} ({100 * (m['feasible_rate'] or 0):.1f}%) at "
-            f"tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, failed {m['n_failed']}",
-            f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
-            f"max-row max {_fmt(m['coupling_violation_max'])}",
+            (f"  gap        mean {_fmt(m['gap_mean'])}  median {_fmt(m['gap_median'])}  p95 {_fmt(m['gap_p95'])}  "
+            f"max {_fmt(m['gap_max'])}{paper}"),
+            (f"  feasible   {m['n_feasible']}/{m['n_instances']} ({100 * (m['feasible_rate'] or 0):.1f}%) at "
+            f"tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, failed {m['n_failed']}"),
+            (f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
+            f"max-row max {_fmt(m['coupling_violation_max'])}"),
         ]
         if "z_distance_mean" in m:
             lines.append(f"  your z     distance to z(y) mean {_fmt(m['z_distance_mean'])}, follower regret mean "

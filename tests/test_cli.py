@@ -16,7 +16,7 @@ CLI = [sys.executable, "-m", "bilevelbench"]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*CLI, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, pattern: str, code: int = 2) -> None:

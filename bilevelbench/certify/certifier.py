@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -31,8 +31,8 @@ class CertifierSettings:
 
     backend: str = "scip"
     time_limit: float = 120.0
-    backend_settings: BackendSettings = BackendSettings()
-    tolerances: Tolerances = Tolerances()
+    backend_settings: BackendSettings = field(default_factory=BackendSettings)
+    tolerances: Tolerances = field(default_factory=Tolerances)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bilevelbench.errors import OutputExistsError, SchemaError
+from bilevelbench.errors import OutputExistsError
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.scoring import SplitScore
 
@@ -113,18 +113,3 @@ def write_record(record: dict, path: Path | str, overwrite: bool = True) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def read_record(path: Path | str) -> dict:
-    """Read a results record, refusing other JSON and newer schema versions."""
-    path = Path(path)
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"{str(path)!r} is not a readable JSON results record ({exc})") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise SchemaError(f"{str(path)!r} is not a bilevelbench results record (schema {SCHEMA!r} expected)")
-    if not isinstance(record.get("schema_version"), int) or record["schema_version"] > SCHEMA_VERSION:
-        raise SchemaError(f"{str(path)!r} has schema_version {record.get('schema_version')!r}; this bilevelbench "
-                          f"reads up to {SCHEMA_VERSION}")
-    return record

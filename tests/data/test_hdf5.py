@@ -29,7 +29,7 @@ def test_root_contract_fields(small_set):
         assert f.attrs["schema_version"] == SCHEMA_VERSION and f.attrs["family"] == "bqp"
         for key in ("generator_version", "seed", "structure_hash", "certifier_settings", "package_versions"):
             assert key in f.attrs
-        assert set(f["structure"]) == set(["Q", "A", "b", "E", "H", "e", "F", "h", "G", "f", "q", "g"])
+        assert set(f["structure"]) == {"Q", "A", "b", "E", "H", "e", "F", "h", "G", "f", "q", "g"}
         assert f["params/c"].shape == (15, 3) and f["params/d"].shape == (15, 2)
         for key in ("y", "z", "lam", "objective", "status", "reason", "backend", "dual_bound", "solve_time"):
             assert key in f["labels"]

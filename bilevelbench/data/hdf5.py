@@ -7,17 +7,15 @@ Object modification times are not recorded, so equal content gives equal bytes.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from bilevelbench.atomic import atomic_target
 from bilevelbench.errors import MissingDataError, OutputExistsError, SchemaError, UsageError
 
 #: Version of the on-disk layout. Readers refuse files with a newer version.
@@ -79,20 +77,6 @@ def check_output_path(path: Path, overwrite: bool) -> None:
         raise UsageError(f"output directory {str(parent)!r} is not writable ({exc.strerror})") from None
 
 
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
 def _create(group: h5py.Group, name: str, value: np.ndarray) -> None:
     value = np.asarray(value)
     if value.dtype.kind == "U":
@@ -112,7 +96,7 @@ def write_instance_set(path: Path | str, data: InstanceSetData, overwrite: bool 
     """
     path = Path(path)
     check_output_path(path, overwrite)
-    with _atomic_target(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+    with atomic_target(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         for key, value in data.attrs.items():
             f.attrs[key] = json.dumps(value, sort_keys=True) if key in JSON_ATTRS else value
         f.attrs["schema_version"] = SCHEMA_VERSION

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bilevelbench.atomic import atomic_target
 from bilevelbench.errors import OutputExistsError
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.scoring import SplitScore
@@ -103,13 +102,7 @@ def write_record(record: dict, path: Path | str, overwrite: bool = True) -> Path
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{str(path)!r} exists; pass --overwrite to replace it")
-    text = json.dumps(record, indent=1, sort_keys=False, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(record, indent=1, allow_nan=False)
+    with atomic_target(path) as tmp:
+        tmp.write_text(text + "\n")
     return path

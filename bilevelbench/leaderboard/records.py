@@ -18,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from bilevelbench.errors import MissingDataError, SchemaError, UsageError
+from bilevelbench.evaluate.records import SCHEMA, SCHEMA_VERSION, STATUSES
 
 logger = logging.getLogger(__name__)
 
-#: Value of the top-level ``"schema"`` key that marks a results record.
-SCHEMA = "bilevelbench-result"
-#: Newest ``schema_version`` this reader understands.
-SUPPORTED_SCHEMA_VERSION = 1
+#: The writer's schema name and version (one definition, in ``bilevelbench.evaluate.records``).
+SUPPORTED_SCHEMA_VERSION = SCHEMA_VERSION
 
 MODES = ("evaluate", "score")
-STATUSES = ("complete", "partial", "failed", "skipped")
 
 #: Metrics that every record carries (their value may be ``null``).
 REQUIRED_METRICS = ("gap_mean", "gap_max", "feasible_rate", "coupling_violation_mean")

@@ -1,0 +1,1 @@
+"""Reusable differentiable pieces (requires the ``torch`` extra): batched QP layer, coupling correction."""

@@ -1,0 +1,207 @@
+"""A batched, differentiable convex QP layer for the lower level of a bilevel QP.
+
+Solves, for every row of a batch,
+
+    z*(q, b) = argmin_z 1/2 z'Hz + q'z   s.t.  F z <= b
+
+with ``H`` (n, n) positive definite and ``F`` (p, n) shared by the batch and
+``q`` (B, n), ``b`` (B, p) per row. The forward pass is a batched Mehrotra
+primal-dual interior-point method in float64; the backward pass differentiates
+the KKT conditions of the solution's active set (implicit differentiation: no
+unrolling of the iterations). For the follower of a BQP: ``q = e``,
+``b = h + G y``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bilevelbench.errors import SolverError, UsageError
+
+
+@dataclass(frozen=True)
+class IPMSettings:
+    """Stopping rule: residuals and complementarity below ``tol`` (scaled), or ``max_iter`` iterations."""
+
+    tol: float = 1e-10
+    max_iter: int = 60
+    #: A constraint counts as active in the backward pass when ``lambda_i > active_ratio * s_i``.
+    active_ratio: float = 1.0
+
+
+def _max_step(v: torch.Tensor, dv: torch.Tensor) -> torch.Tensor:
+    """Largest alpha in (0, 1] with v + alpha dv >= 0, per row."""
+    ratio = torch.where(dv < 0, -v / dv, torch.full_like(v, float("inf")))
+    return torch.clamp(ratio.min(dim=1).values, max=1.0) if v.shape[1] else torch.ones(v.shape[0], dtype=v.dtype)
+
+
+def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.Tensor,
+                   settings: IPMSettings = IPMSettings()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Solve the batch (no autograd); return ``z`` (B, n), multipliers ``lam`` (B, p) and slacks ``s`` (B, p).
+
+    Raises
+    ------
+    SolverError
+        If some rows did not converge (an infeasible row, or ``max_iter`` too small).
+    """
+    with torch.no_grad():
+        B, n = q.shape
+        p = F.shape[0]
+        Ft = F.T
+        z = -torch.linalg.solve(H, q.T).T
+        if p == 0:
+            return z, q.new_zeros(B, 0), q.new_zeros(B, 0)
+        s = torch.clamp(b - z @ Ft, min=1.0)
+        lam = torch.ones_like(s)
+        scale = 1.0 + torch.maximum(q.abs().amax(1), b.abs().amax(1))
+        for _ in range(settings.max_iter):
+            r_d = z @ H + q + lam @ F                     # H symmetric
+            r_p = z @ Ft + s - b
+            mu = (s * lam).mean(1)
+            res = torch.maximum(torch.maximum(r_d.abs().amax(1), r_p.abs().amax(1)), mu) / scale
+            todo = res >= settings.tol
+            if not bool(torch.any(todo)):
+                break
+            w = (lam / s).clamp(min=1e-14, max=1e14)
+            M = H + torch.einsum("ki,bk,kj->bij", F, w, F)
+            L, info = torch.linalg.cholesky_ex(M)
+            use_lu = bool(torch.any(info > 0))
+
+            def newton(r_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                rhs = -r_d - ((-r_c + lam * r_p) / s) @ F
+                if use_lu:
+                    dz = torch.linalg.lstsq(M, rhs.unsqueeze(-1)).solution.squeeze(-1)
+                else:
+                    dz = torch.cholesky_solve(rhs.unsqueeze(-1), L).squeeze(-1)
+                ds = -r_p - dz @ Ft
+                dlam = (-r_c - lam * ds) / s
+                return dz, ds, dlam
+
+            dz_a, ds_a, dlam_a = newton(s * lam)
+            alpha_a = torch.minimum(_max_step(s, ds_a), _max_step(lam, dlam_a))
+            mu_a = ((s + alpha_a[:, None] * ds_a) * (lam + alpha_a[:, None] * dlam_a)).mean(1)
+            sigma = (mu_a / mu).clamp(min=0.0, max=1.0) ** 3
+            dz, ds, dlam = newton(s * lam + ds_a * dlam_a - (sigma * mu)[:, None])
+            alpha = 0.99 * torch.minimum(_max_step(s, ds), _max_step(lam, dlam))
+            alpha = torch.where(todo, alpha.clamp(max=1.0), torch.zeros_like(alpha))[:, None]
+            z, s, lam = z + alpha * dz, s + alpha * ds, lam + alpha * dlam
+        else:
+            r_d = z @ H + q + lam @ F
+            r_p = z @ Ft + s - b
+            res = torch.maximum(torch.maximum(r_d.abs().amax(1), r_p.abs().amax(1)), (s * lam).mean(1)) / scale
+            bad = int(torch.sum(~(res < settings.tol * 1e3)))
+            if bad:
+                raise SolverError(f"batched QP: {bad} of {B} rows did not converge in {settings.max_iter} "
+                                  "interior-point iterations (infeasible lower level?)")
+        return _polish(H, F, q, b, z, lam, s, settings)
+
+
+def _active_kkt(H: torch.Tensor, F: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """Batched KKT matrix ``[[H, F_A'], [F_A, 0]]`` of each row's active set; inactive rows get ``-1`` on the
+    diagonal, so their multiplier is pinned to 0. Symmetric, so it serves both the solve and its transpose."""
+    B, (p, n) = active.shape[0], F.shape
+    D = active.to(H.dtype)
+    K = H.new_zeros(B, n + p, n + p)
+    K[:, :n, :n] = H
+    K[:, :n, n:] = F.T.unsqueeze(0) * D[:, None, :]
+    K[:, n:, :n] = F.unsqueeze(0) * D[:, :, None]
+    K[:, n:, n:] = torch.diag_embed(D - 1.0)
+    return K
+
+
+def _polish(H, F, q, b, z, lam, s, settings: IPMSettings):
+    """Re-solve each row's equality-constrained QP on the active set the interior point found; keep the
+    polished point where it is primal and dual feasible (machine precision instead of the IPM's tolerance)."""
+    p, n = F.shape
+    if p == 0:
+        return z, lam, s
+    active = lam > settings.active_ratio * s
+    K = _active_kkt(H, F, active)
+    rhs = torch.cat([-q, b * active], 1)
+    sol = torch.linalg.solve_ex(K, rhs.unsqueeze(-1))[0].squeeze(-1)
+    z_p, lam_p = sol[:, :n], sol[:, n:] * active
+    s_p = b - z_p @ F.T
+    scale = 1.0 + torch.maximum(q.abs().amax(1), b.abs().amax(1))
+    ok = (s_p.amin(1) >= -1e-9 * scale) & (lam_p.amin(1) >= -1e-9 * scale) & torch.isfinite(sol).all(1)
+    keep = ok[:, None]
+    return (torch.where(keep, z_p, z), torch.where(keep, lam_p.clamp(min=0.0), lam),
+            torch.where(keep, s_p.clamp(min=0.0), s))
+
+
+class _QPFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, b, H, F, settings):
+        z, lam, s = solve_qp_batch(H, F, q, b, settings)
+        active = (lam > settings.active_ratio * s) | ((s <= 0) & (lam > 0))
+        ctx.save_for_backward(H, F, active)
+        ctx.mark_non_differentiable(lam)
+        return z, lam
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_lam):
+        H, F, active = ctx.saved_tensors
+        B, n = grad_z.shape
+        p = F.shape[0]
+        K = _active_kkt(H, F, active)
+        D = active.to(H.dtype)
+        rhs = torch.cat([grad_z, grad_z.new_zeros(B, p)], 1)
+        sol = torch.linalg.solve(K, rhs.unsqueeze(-1)).squeeze(-1)
+        u, v = sol[:, :n], sol[:, n:]
+        grad_q = -u
+        grad_b = v * D
+        return grad_q, grad_b, None, None, None
+
+
+class BatchedQP(torch.nn.Module):
+    """Differentiable ``z*(q, b) = argmin 1/2 z'Hz + q'z s.t. F z <= b`` for a batch (float64).
+
+    Parameters
+    ----------
+    H : (n, n) tensor
+        Symmetric positive definite.
+    F : (p, n) tensor
+    settings : IPMSettings, optional
+
+    Examples
+    --------
+    >>> layer = BatchedQP(H, F)                                   # doctest: +SKIP
+    >>> z = layer(e.expand(B, -1), h + y @ G.T)                   # follower's response, differentiable in y
+    """
+
+    def __init__(self, H: torch.Tensor, F: torch.Tensor, settings: IPMSettings | None = None) -> None:
+        super().__init__()
+        H = torch.as_tensor(H, dtype=torch.float64)
+        F = torch.as_tensor(F, dtype=torch.float64)
+        if H.ndim != 2 or H.shape[0] != H.shape[1] or F.ndim != 2 or F.shape[1] != H.shape[0]:
+            raise UsageError(f"expected H (n, n) and F (p, n), got H {tuple(H.shape)} and F {tuple(F.shape)}")
+        self.register_buffer("H", 0.5 * (H + H.T))
+        self.register_buffer("F", F)
+        self.settings = settings or IPMSettings()
+
+    def forward(self, q: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``z*`` (B, n); gradients flow to ``q`` and ``b``."""
+        return self.solve(q, b)[0]
+
+    def solve(self, q: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z*, lam*)``; ``lam*`` carries no gradient."""
+        n, p = self.H.shape[0], self.F.shape[0]
+        if q.ndim != 2 or q.shape[1] != n or b.ndim != 2 or b.shape != (q.shape[0], p):
+            raise UsageError(f"expected q (B, {n}) and b (B, {p}), got {tuple(q.shape)} and {tuple(b.shape)}")
+        return _QPFunction.apply(q.to(torch.float64), b.to(torch.float64), self.H, self.F, self.settings)
+
+
+class FollowerLayer(torch.nn.Module):
+    """The follower's response ``z(y)`` of a BQP structure as a differentiable batched layer."""
+
+    def __init__(self, structure, settings: IPMSettings | None = None) -> None:
+        super().__init__()
+        self.qp = BatchedQP(torch.tensor(structure.H), torch.tensor(structure.F), settings)
+        self.register_buffer("e", torch.tensor(structure.e, dtype=torch.float64))
+        self.register_buffer("h", torch.tensor(structure.h, dtype=torch.float64))
+        self.register_buffer("G", torch.tensor(structure.G, dtype=torch.float64))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """``z(y)`` for a batch ``y`` (B, m)."""
+        return self.qp(self.e.expand(y.shape[0], -1), self.h + y.to(torch.float64) @ self.G.T)

@@ -56,14 +56,16 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                     "and independent checks, and write one HDF5 file (docs/format.md). The file appears only "
                     "when every instance is done; Ctrl-C leaves nothing behind.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
-    p.add_argument("family", choices=["bqp"], help="problem family: bqp = bilevel quadratic program "
-                   "(Kotary et al., eqs. 11-12)")
-    p.add_argument("--size", required=True, metavar="MxN",
-                   help="M upper-level and N lower-level variables, e.g. 3x2, 6x4, 9x6, 12x9, 20x15")
-    p.add_argument("--n-train", type=int, default=0, metavar="N", help="training instances (default 0)")
-    p.add_argument("--n-valid", type=int, default=0, metavar="N", help="validation instances (default 0)")
-    p.add_argument("--n-test", type=int, default=100, metavar="N", help="test instances (default 100)")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
+    p.add_argument("family", metavar="FAMILY|SPEC.toml",
+                   help="problem family (bqp = bilevel quadratic program, Kotary et al., eqs. 11-12), or a "
+                        "dataset spec file such as datasets/bqp-9x6.toml that fixes size, seed and split counts")
+    p.add_argument("--size", default=None, metavar="MxN",
+                   help="M upper-level and N lower-level variables, e.g. 3x2, 6x4, 9x6, 12x9, 20x15 "
+                        "(required without a spec)")
+    p.add_argument("--n-train", type=int, default=None, metavar="N", help="training instances (default 0)")
+    p.add_argument("--n-valid", type=int, default=None, metavar="N", help="validation instances (default 0)")
+    p.add_argument("--n-test", type=int, default=None, metavar="N", help="test instances (default 100)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="seed of structure and parameters; same seed, same data (default 0)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="output HDF5 file")
     p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
@@ -75,16 +77,41 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=120.0, metavar="SEC",
                    help="seconds per instance; an unfinished solve is stored as best_known with its gap "
                         "(default 120)")
-    p.add_argument("--label-train", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--label-train", action=argparse.BooleanOptionalAction, default=None,
                    help="certify the train split too (default); --no-label-train stores it unlabeled, "
                         "enough for self-supervised methods")
     p.add_argument("--upper-constraints", type=int, default=None, metavar="K",
                    help="rows of A (default round(5M/3): 15 for 9x6 as in the authors' code)")
     p.add_argument("--lower-constraints", type=int, default=None, metavar="K",
                    help="rows of F (default ceil(5N/6): 5 for 9x6 as in the authors' code)")
-    p.add_argument("--lower-ridge", type=float, default=0.1, metavar="R",
+    p.add_argument("--lower-ridge", type=float, default=None, metavar="R",
                    help="H = S S' + R I makes the follower's response unique (default 0.1)")
     p.set_defaults(run=_run_generate)
+
+
+SAMPLING_ARGS = {"size": None, "n_train": 0, "n_valid": 0, "n_test": 100, "seed": 0, "label_train": True,
+                 "upper_constraints": None, "lower_constraints": None, "lower_ridge": 0.1}
+
+
+def _sampling_from(args: argparse.Namespace) -> tuple[dict, str | None]:
+    """Sampling settings from a spec file or from the flags (never both); and the data set's name."""
+    given = {key: getattr(args, key) for key in SAMPLING_ARGS if getattr(args, key) is not None}
+    if args.family.endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise UsageError(f"{flags} cannot be combined with a spec file; the spec fixes the data set")
+        spec = load_spec(args.family)
+        if spec.family != "bqp":
+            raise UsageError(f"spec {args.family!r} has family {spec.family!r}; this bilevelbench generates: bqp")
+        values = {key: getattr(spec, key) for key in SAMPLING_ARGS}
+        return values, spec.name
+    if args.family != "bqp":
+        raise UsageError(f"unknown family {args.family!r}; expected bqp or a dataset spec file (*.toml)")
+    if args.size is None:
+        raise UsageError("--size is required (or give a dataset spec file instead of the family)")
+    return {**SAMPLING_ARGS, **given}, None
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -92,16 +119,17 @@ def _run_generate(args: argparse.Namespace) -> int:
     from bilevelbench.families.bqp import parse_size
     from bilevelbench.generate import BQPRequest, generate_bqp
 
-    m, n = parse_size(args.size)
+    v, name = _sampling_from(args)
+    m, n = parse_size(v["size"])
     if not args.time_limit > 0:
         raise UsageError(f"--time-limit must be positive, got {args.time_limit}")
-    request = BQPRequest(m=m, n=n, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
-                         seed=args.seed, label_train=args.label_train,
-                         n_upper_constraints=args.upper_constraints, n_lower_constraints=args.lower_constraints,
-                         lower_ridge=args.lower_ridge)
+    request = BQPRequest(m=m, n=n, n_train=v["n_train"], n_valid=v["n_valid"], n_test=v["n_test"],
+                         seed=v["seed"], label_train=v["label_train"],
+                         n_upper_constraints=v["upper_constraints"], n_lower_constraints=v["lower_constraints"],
+                         lower_ridge=v["lower_ridge"])
     settings = CertifierSettings(backend=args.backend, time_limit=args.time_limit)
     out = generate_bqp(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
-                       progress=_progress_factory(not args.quiet, f"certify bqp {m}x{n}"))
+                       progress=_progress_factory(not args.quiet, f"certify bqp {m}x{n}"), name=name)
     from bilevelbench.data.instance_set import InstanceSet
 
     counts = InstanceSet.open(out).status_counts()

@@ -176,10 +176,11 @@ def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict,
 
 
 def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettings | None = None, workers: int = 1,
-                 overwrite: bool = False, progress: ProgressFactory | None = None) -> Path:
+                 overwrite: bool = False, progress: ProgressFactory | None = None, name: str | None = None) -> Path:
     """Generate, certify and write a BQP instance set; returns the written path.
 
-    Nothing is written under ``out`` unless the whole set was generated.
+    Nothing is written under ``out`` unless the whole set was generated. ``name``
+    (from a dataset spec) is stored as the root attribute ``name``.
     """
     out = Path(out)
     check_output_path(out, overwrite)
@@ -212,6 +213,7 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
         "package_versions": _package_versions(),
         "backend_versions": backend_versions,
         "paper_convention": {"paper": bqp.PAPER, "gap_offset": bqp.PAPER_GAP_OFFSET},
+        **({"name": name} if name else {}),
         "sampling": {**asdict(request), "n_upper_constraints": structure.n_upper_constraints,
                      "n_lower_constraints": structure.n_lower_constraints, "q": structure.q,
                      "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",

@@ -37,6 +37,19 @@ def _max_step(v: torch.Tensor, dv: torch.Tensor) -> torch.Tensor:
     return torch.clamp(ratio.min(dim=1).values, max=1.0) if v.shape[1] else torch.ones(v.shape[0], dtype=v.dtype)
 
 
+def _newton(state: tuple, r_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Newton direction of the interior point, reduced to the (n, n) system ``M dz = rhs``."""
+    M, L, F, r_d, r_p, s, lam = state
+    rhs = -r_d - ((-r_c + lam * r_p) / s) @ F
+    if L is None:
+        dz = torch.linalg.lstsq(M, rhs.unsqueeze(-1)).solution.squeeze(-1)
+    else:
+        dz = torch.cholesky_solve(rhs.unsqueeze(-1), L).squeeze(-1)
+    ds = -r_p - dz @ F.T
+    dlam = (-r_c - lam * ds) / s
+    return dz, ds, dlam
+
+
 def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.Tensor,
                    settings: IPMSettings = IPMSettings()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Solve the batch (no autograd); return ``z`` (B, n), multipliers ``lam`` (B, p) and slacks ``s`` (B, p).
@@ -47,7 +60,7 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
         If some rows did not converge (an infeasible row, or ``max_iter`` too small).
     """
     with torch.no_grad():
-        B, n = q.shape
+        B = q.shape[0]
         p = F.shape[0]
         Ft = F.T
         z = -torch.linalg.solve(H, q.T).T
@@ -69,21 +82,12 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
             L, info = torch.linalg.cholesky_ex(M)
             use_lu = bool(torch.any(info > 0))
 
-            def newton(r_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-                rhs = -r_d - ((-r_c + lam * r_p) / s) @ F
-                if use_lu:
-                    dz = torch.linalg.lstsq(M, rhs.unsqueeze(-1)).solution.squeeze(-1)
-                else:
-                    dz = torch.cholesky_solve(rhs.unsqueeze(-1), L).squeeze(-1)
-                ds = -r_p - dz @ Ft
-                dlam = (-r_c - lam * ds) / s
-                return dz, ds, dlam
-
-            dz_a, ds_a, dlam_a = newton(s * lam)
+            state = (M, None if use_lu else L, F, r_d, r_p, s, lam)
+            _, ds_a, dlam_a = _newton(state, s * lam)
             alpha_a = torch.minimum(_max_step(s, ds_a), _max_step(lam, dlam_a))
             mu_a = ((s + alpha_a[:, None] * ds_a) * (lam + alpha_a[:, None] * dlam_a)).mean(1)
             sigma = (mu_a / mu).clamp(min=0.0, max=1.0) ** 3
-            dz, ds, dlam = newton(s * lam + ds_a * dlam_a - (sigma * mu)[:, None])
+            dz, ds, dlam = _newton(state, s * lam + ds_a * dlam_a - (sigma * mu)[:, None])
             alpha = 0.99 * torch.minimum(_max_step(s, ds), _max_step(lam, dlam))
             alpha = torch.where(todo, alpha.clamp(max=1.0), torch.zeros_like(alpha))[:, None]
             z, s, lam = z + alpha * dz, s + alpha * ds, lam + alpha * dlam

@@ -1,0 +1,80 @@
+"""Dataset spec files (``datasets/*.toml``): everything needed to regenerate a released instance set.
+
+Example (``datasets/bqp-9x6.toml``)::
+
+    name = "bqp-9x6"
+    family = "bqp"
+    size = "9x6"
+    seed = 1
+    n_train = 10000
+    n_valid = 200
+    n_test = 1000
+    label_train = false
+    description = "..."
+
+``bilevelbench generate datasets/bqp-9x6.toml --out bqp-9x6.h5`` writes the file;
+the name is stored in the file so results records carry it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from bilevelbench.errors import MissingDataError, SchemaError
+
+REQUIRED = ("name", "family", "size", "seed", "n_train", "n_valid", "n_test")
+OPTIONAL = ("label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description")
+TYPES = {"name": str, "family": str, "size": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
+         "label_train": bool, "upper_constraints": int, "lower_constraints": int, "lower_ridge": float,
+         "description": str}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A parsed dataset spec."""
+
+    name: str
+    family: str
+    size: str
+    seed: int
+    n_train: int
+    n_valid: int
+    n_test: int
+    label_train: bool = True
+    upper_constraints: int | None = None
+    lower_constraints: int | None = None
+    lower_ridge: float = 0.1
+    description: str = ""
+
+
+def load_spec(path: Path | str) -> DatasetSpec:
+    """Read and validate a spec file.
+
+    Raises
+    ------
+    MissingDataError
+        If the file does not exist.
+    SchemaError
+        If it is not TOML, misses a key, has an unknown key or a value of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"dataset spec {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{str(path)!r} is not valid TOML ({exc})") from None
+    missing = [k for k in REQUIRED if k not in data]
+    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
+    if missing or unknown:
+        raise SchemaError(f"{str(path)!r}: missing keys {missing}, unknown keys {unknown}; expected "
+                          f"{', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)}")
+    for key, value in data.items():
+        expected = TYPES[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else (
+            isinstance(value, expected) and (expected is bool or not isinstance(value, bool)))
+        if not ok:
+            raise SchemaError(f"{str(path)!r}: {key} = {value!r}; expected {expected.__name__}")
+    return DatasetSpec(**data)

@@ -1,0 +1,51 @@
+"""Dataset spec files: the committed ones load, malformed ones get a clear error, and generate uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.data.spec import load_spec
+from bilevelbench.errors import MissingDataError, SchemaError
+from tests.test_cli import assert_one_line_error, run
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = 'name = "t"\nfamily = "bqp"\nsize = "3x2"\nseed = 3\nn_train = 2\nn_valid = 0\nn_test = 3\n'
+
+
+def test_committed_specs_load():
+    specs = sorted((ROOT / "datasets").glob("*.toml"))
+    assert {p.stem for p in specs} >= {"bqp-3x2", "bqp-6x4", "bqp-9x6", "bqp-12x9"}
+    for path in specs:
+        spec = load_spec(path)
+        assert spec.name == path.stem and spec.n_test == 1000
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name = ", "not valid TOML"),
+    (GOOD.replace('seed = 3\n', ''), "missing keys ['seed']"),
+    (GOOD + "colour = 1\n", "unknown keys ['colour']"),
+    (GOOD.replace("seed = 3", 'seed = "3"'), "seed = '3'; expected int"),
+    (GOOD.replace("seed = 3", "seed = true"), "expected int"),
+])
+def test_bad_specs(tmp_path, text, message):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(SchemaError, match=None) as info:
+        load_spec(path)
+    assert message in str(info.value)
+    with pytest.raises(MissingDataError):
+        load_spec(tmp_path / "absent.toml")
+
+
+def test_generate_from_a_spec_stores_its_name(tmp_path):
+    (tmp_path / "t.toml").write_text(GOOD)
+    proc = run("generate", "t.toml", "--out", "t.h5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ds = InstanceSet.open(tmp_path / "t.h5")
+    assert ds.meta["name"] == "t" and ds.meta["seed"] == 3 and len(ds.split("test")) == 3
+    assert_one_line_error(run("generate", "t.toml", "--seed", "4", "--out", "u.h5", cwd=tmp_path),
+                          "--seed cannot be combined with a spec file")
+    assert_one_line_error(run("generate", "bqp", "--out", "u.h5", cwd=tmp_path), "--size is required")

@@ -1,0 +1,63 @@
+"""L2O with coupling-constraint correction (Kotary et al., Algorithm 1) as a submission.
+
+``setup`` loads the weight file in ``weights/`` whose recorded structure hash matches the data set
+(``torch.load(..., weights_only=True)``); ``solve`` runs the network and ``test_steps`` correction steps,
+batched. Train new weights with ``python -m baselines.l2o_correction.train --dataset FILE --seed 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bilevelbench.errors import MissingDataError
+from bilevelbench.solvers import Prediction
+from bilevelbench.solvers import Solver as _Base
+from bilevelbench.torch.coupling import L2OCorrection, correct
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def find_weights(structure_hash: str, folder: Path = WEIGHTS) -> Path:
+    """The weight file trained on this structure, or a clear error listing what exists."""
+    seen = []
+    for path in sorted(folder.glob("*.pt")):
+        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
+        if meta["structure_hash"] == structure_hash:
+            return path
+        seen.append(f"{path.name} ({meta['structure_hash'][:12]}...)")
+    raise MissingDataError(f"no L2O weights for structure {structure_hash[:12]}... in {folder}; available: "
+                           f"{', '.join(seen) or 'none'}; train with python -m baselines.l2o_correction.train "
+                           "--dataset FILE")
+
+
+class Solver(_Base):
+    name = "l2o-correction"
+    version = "1"
+    description = "MLP + coupling-constraint correction through a differentiable follower (Kotary et al., Alg. 1)"
+    #: Folder searched for weight files (a subclass may point elsewhere).
+    weights_dir = WEIGHTS
+
+    def skip(self, spec):
+        return (spec.family != "bqp", f"trained for bqp only, not {spec.family!r}")
+
+    def setup(self, spec, train_set) -> None:
+        path = find_weights(spec.structure.digest(), Path(self.weights_dir))
+        blob = torch.load(path, weights_only=True, map_location="cpu")
+        meta = blob["meta"]
+        self.model = L2OCorrection(spec.structure, list(meta["hidden"]), float(meta["gamma"]))
+        self.model.mlp.load_state_dict(blob["state_dict"])
+        self.model.eval()
+        self.steps = int(meta["test_steps"])
+        self.version = f"1 ({path.name}, seed {meta['seed']})"
+
+    def solve(self, params) -> Prediction:
+        c = torch.from_numpy(np.asarray(params["c"], dtype=np.float64))
+        d = torch.from_numpy(np.asarray(params["d"], dtype=np.float64))
+        with torch.no_grad():
+            y0 = self.model.mlp(torch.cat([c, d], 1))
+        with torch.enable_grad():
+            y = correct(self.model.problem, y0, self.steps, self.model.gamma, create_graph=False)
+        return Prediction(y=y.detach().numpy())

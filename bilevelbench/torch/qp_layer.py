@@ -23,9 +23,10 @@ from bilevelbench.errors import SolverError, UsageError
 
 @dataclass(frozen=True)
 class IPMSettings:
-    """Stopping rule: residuals and complementarity below ``tol`` (scaled), or ``max_iter`` iterations."""
+    """A row is finished when the polished active-set point has primal infeasibility, negative multipliers
+    and stationarity residual all below ``tol * (1 + max(|q|, |b|))``; at most ``max_iter`` iterations."""
 
-    tol: float = 1e-10
+    tol: float = 1e-9
     max_iter: int = 60
     #: A constraint counts as active in the backward pass when ``lambda_i > active_ratio * s_i``.
     active_ratio: float = 1.0
@@ -54,10 +55,15 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
                    settings: IPMSettings = IPMSettings()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Solve the batch (no autograd); return ``z`` (B, n), multipliers ``lam`` (B, p) and slacks ``s`` (B, p).
 
+    Every iteration also tries to *polish* each unfinished row: solve the equality-constrained QP of the
+    active set the interior point currently predicts. A polished point that is primal and dual feasible
+    satisfies every KKT condition, so it is the exact answer and the row is finished. This removes the
+    interior point's slow endgame (large multipliers, near-degenerate rows) and gives machine precision.
+
     Raises
     ------
     SolverError
-        If some rows did not converge (an infeasible row, or ``max_iter`` too small).
+        If some rows did not converge in ``max_iter`` iterations (for example an infeasible row).
     """
     with torch.no_grad():
         B = q.shape[0]
@@ -68,20 +74,25 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
             return z, q.new_zeros(B, 0), q.new_zeros(B, 0)
         s = torch.clamp(b - z @ Ft, min=1.0)
         lam = torch.ones_like(s)
-        scale = 1.0 + torch.maximum(q.abs().amax(1), b.abs().amax(1))
+        done = torch.zeros(B, dtype=torch.bool)
+        diverged = torch.zeros(B, dtype=torch.bool)
+        out_z, out_lam, out_s = z.clone(), lam.clone(), s.clone()
         for _ in range(settings.max_iter):
+            todo = ~done
+            pz, plam, ps, ok = _polish(H, F, q, b, z, lam, s, settings)
+            new = todo & ok
+            out_z[new], out_lam[new], out_s[new] = pz[new], plam[new], ps[new]
+            done |= new
+            todo = ~done & ~diverged
+            if not bool(torch.any(todo)):
+                break
             r_d = z @ H + q + lam @ F                     # H symmetric
             r_p = z @ Ft + s - b
             mu = (s * lam).mean(1)
-            res = torch.maximum(torch.maximum(r_d.abs().amax(1), r_p.abs().amax(1)), mu) / scale
-            todo = res >= settings.tol
-            if not bool(torch.any(todo)):
-                break
             w = (lam / s).clamp(min=1e-14, max=1e14)
             M = H + torch.einsum("ki,bk,kj->bij", F, w, F)
             L, info = torch.linalg.cholesky_ex(M)
-            use_lu = bool(torch.any(info > 0))
-
+            use_lu = bool(torch.any(info[todo] > 0))
             state = (M, None if use_lu else L, F, r_d, r_p, s, lam)
             _, ds_a, dlam_a = _newton(state, s * lam)
             alpha_a = torch.minimum(_max_step(s, ds_a), _max_step(lam, dlam_a))
@@ -89,17 +100,20 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
             sigma = (mu_a / mu).clamp(min=0.0, max=1.0) ** 3
             dz, ds, dlam = _newton(state, s * lam + ds_a * dlam_a - (sigma * mu)[:, None])
             alpha = 0.99 * torch.minimum(_max_step(s, ds), _max_step(lam, dlam))
-            alpha = torch.where(todo, alpha.clamp(max=1.0), torch.zeros_like(alpha))[:, None]
+            alpha = torch.where(todo, alpha.clamp(max=1.0), torch.zeros_like(alpha))
+            alpha = torch.nan_to_num(alpha, nan=0.0)[:, None]
             z, s, lam = z + alpha * dz, s + alpha * ds, lam + alpha * dlam
-        else:
-            r_d = z @ H + q + lam @ F
-            r_p = z @ Ft + s - b
-            res = torch.maximum(torch.maximum(r_d.abs().amax(1), r_p.abs().amax(1)), (s * lam).mean(1)) / scale
-            bad = int(torch.sum(~(res < settings.tol * 1e3)))
-            if bad:
-                raise SolverError(f"batched QP: {bad} of {B} rows did not converge in {settings.max_iter} "
-                                  "interior-point iterations (infeasible lower level?)")
-        return _polish(H, F, q, b, z, lam, s, settings)
+            blown = ~(torch.isfinite(z).all(1) & torch.isfinite(s).all(1) & torch.isfinite(lam).all(1))
+            blown |= diverged
+            if bool(torch.any(blown)):  # an infeasible row diverges: park it at a finite point, it stays unfinished
+                diverged |= blown
+                z[blown], s[blown], lam[blown] = 0.0, 1.0, 1.0
+        bad = int(torch.sum(~done))
+        if bad:
+            raise SolverError(f"batched QP: {bad} of {B} rows did not converge to an optimal point in "
+                              f"{settings.max_iter} interior-point iterations (infeasible lower level for those "
+                              "rows?)")
+        return out_z, out_lam, out_s
 
 
 def _active_kkt(H: torch.Tensor, F: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -115,23 +129,33 @@ def _active_kkt(H: torch.Tensor, F: torch.Tensor, active: torch.Tensor) -> torch
     return K
 
 
+def _kkt_solve(K: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve ``K x = rhs`` per row; rows whose ``K`` is singular (dependent active rows) get the least-squares
+    solution. Returns ``x`` and a mask of the rows that were regular."""
+    x, info = torch.linalg.solve_ex(K, rhs.unsqueeze(-1))
+    regular = info == 0
+    x = x.squeeze(-1)
+    if not bool(torch.all(regular)):
+        sing = ~regular
+        x[sing] = torch.linalg.pinv(K[sing], hermitian=True).matmul(rhs[sing].unsqueeze(-1)).squeeze(-1)
+    return x, regular
+
+
 def _polish(H, F, q, b, z, lam, s, settings: IPMSettings):
-    """Re-solve each row's equality-constrained QP on the active set the interior point found; keep the
-    polished point where it is primal and dual feasible (machine precision instead of the IPM's tolerance)."""
-    p, n = F.shape
-    if p == 0:
-        return z, lam, s
+    """Solve each row's equality-constrained QP on the active set the interior point predicts; return the
+    polished ``(z, lam, s)`` and a mask of rows where it is primal and dual feasible (hence optimal)."""
+    n = F.shape[1]
     active = lam > settings.active_ratio * s
     K = _active_kkt(H, F, active)
     rhs = torch.cat([-q, b * active], 1)
-    sol = torch.linalg.solve_ex(K, rhs.unsqueeze(-1))[0].squeeze(-1)
+    sol, _ = _kkt_solve(K, rhs)
     z_p, lam_p = sol[:, :n], sol[:, n:] * active
     s_p = b - z_p @ F.T
     scale = 1.0 + torch.maximum(q.abs().amax(1), b.abs().amax(1))
-    ok = (s_p.amin(1) >= -1e-9 * scale) & (lam_p.amin(1) >= -1e-9 * scale) & torch.isfinite(sol).all(1)
-    keep = ok[:, None]
-    return (torch.where(keep, z_p, z), torch.where(keep, lam_p.clamp(min=0.0), lam),
-            torch.where(keep, s_p.clamp(min=0.0), s))
+    stationarity = (z_p @ H + q + lam_p @ F).abs().amax(1)
+    tol = settings.tol * scale
+    ok = ((s_p.amin(1) >= -tol) & (lam_p.amin(1) >= -tol) & torch.isfinite(sol).all(1) & (stationarity <= tol))
+    return z_p, lam_p.clamp(min=0.0), s_p.clamp(min=0.0), ok
 
 
 class _QPFunction(torch.autograd.Function):
@@ -151,7 +175,7 @@ class _QPFunction(torch.autograd.Function):
         K = _active_kkt(H, F, active)
         D = active.to(H.dtype)
         rhs = torch.cat([grad_z, grad_z.new_zeros(B, p)], 1)
-        sol = torch.linalg.solve(K, rhs.unsqueeze(-1)).squeeze(-1)
+        sol, _ = _kkt_solve(K, rhs)
         u, v = sol[:, :n], sol[:, n:]
         grad_q = -u
         grad_b = v * D
@@ -180,7 +204,10 @@ class BatchedQP(torch.nn.Module):
         F = torch.as_tensor(F, dtype=torch.float64)
         if H.ndim != 2 or H.shape[0] != H.shape[1] or F.ndim != 2 or F.shape[1] != H.shape[0]:
             raise UsageError(f"expected H (n, n) and F (p, n), got H {tuple(H.shape)} and F {tuple(F.shape)}")
-        self.register_buffer("H", 0.5 * (H + H.T))
+        H = 0.5 * (H + H.T)
+        if int(torch.linalg.cholesky_ex(H).info) != 0:
+            raise UsageError("H must be symmetric positive definite (its Cholesky factorisation failed)")
+        self.register_buffer("H", H)
         self.register_buffer("F", F)
         self.settings = settings or IPMSettings()
 
@@ -193,6 +220,8 @@ class BatchedQP(torch.nn.Module):
         n, p = self.H.shape[0], self.F.shape[0]
         if q.ndim != 2 or q.shape[1] != n or b.ndim != 2 or b.shape != (q.shape[0], p):
             raise UsageError(f"expected q (B, {n}) and b (B, {p}), got {tuple(q.shape)} and {tuple(b.shape)}")
+        if not (bool(torch.isfinite(q).all()) and bool(torch.isfinite(b).all())):
+            raise UsageError("q and b must be finite; received NaN or inf")
         return _QPFunction.apply(q.to(torch.float64), b.to(torch.float64), self.H, self.F, self.settings)
 
 

@@ -234,18 +234,13 @@ def test_wrong_matrix_shapes_raise_usage_error(H, F) -> None:
         BatchedQP(_t(H), _t(F))
 
 
-_NAN_NOT_CAUGHT = ("bug: on this infeasible row the interior point's multipliers overflow to inf/NaN by iteration "
-                   "~19; a NaN residual compares False with the tolerance, so the row counts as converged and NaN "
-                   "is returned instead of raising SolverError")
-_XFAIL_NAN = pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=_NAN_NOT_CAUGHT)
 
 
 @pytest.mark.parametrize(
     "b",
     [
-        pytest.param([[-1.0, -1.0]], id="z<=-1,z>=1", marks=_XFAIL_NAN),
-        pytest.param([[-1.0, -1.0], [1.0, 1.0]], id="one-bad-row-of-two",
-                     marks=_XFAIL_NAN),
+        pytest.param([[-1.0, -1.0]], id="z<=-1,z>=1"),
+        pytest.param([[-1.0, -1.0], [1.0, 1.0]], id="one-bad-row-of-two"),
         pytest.param([[-1.0, 0.5]], id="z<=-1,z>=-0.5"),
     ],
 )
@@ -264,26 +259,18 @@ def _hard_row(seed: int, m: int, n: int, batch: int, row: int):
     return s, y
 
 
-@pytest.mark.xfail(strict=True, raises=SolverError, reason="bug: feasible row, one active constraint with multiplier 1451 (|b| ~ 7): "
-                   "reaching mu <= 1e-10 * scale needs lam/s > 1e14, the clamp of the Newton weights, and the "
-                   "clamped steps cycle until max_iter; SolverError on about 20% of rows of this 3x2 structure")
 def test_feasible_row_with_large_multiplier_converges() -> None:
     s, y = _hard_row(6, 3, 2, 2000, 0)
     z = FollowerLayer(s)(_t(y[None]))
     np.testing.assert_allclose(z.detach().numpy()[0], follower_response(s, y).z, rtol=0, atol=1e-8)
 
 
-@pytest.mark.xfail(strict=True, raises=SolverError, reason="bug: feasible, strictly complementary row (4 of 5 active, multipliers "
-                   "0.3 to 13.6); the Mehrotra iteration falls into a 3-cycle with mu ~ 0.03-0.09 and never "
-                   "converges: SolverError")
 def test_feasible_row_mehrotra_cycle_converges() -> None:
     s, y = _hard_row(0, 9, 6, 1000, 735)
     z = FollowerLayer(s)(_t(y[None]))
     np.testing.assert_allclose(z.detach().numpy()[0], follower_response(s, y).z, rtol=0, atol=1e-8)
 
 
-@pytest.mark.xfail(strict=True, raises=torch.linalg.LinAlgError, reason="bug: linearly dependent active constraints (a degenerate vertex) make the "
-                   "active-set KKT matrix singular and backward raises torch's _LinAlgError")
 def test_backward_at_degenerate_vertex_is_finite() -> None:
     F = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
     layer = BatchedQP(torch.eye(2, dtype=torch.float64), F)

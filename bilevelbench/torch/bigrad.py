@@ -6,7 +6,8 @@ backward pass computes the vector-Jacobian product ``(dz/dy)' g`` with **conjuga
 
     S v = F_A H^{-1} g,      u = H^{-1} (g - F_A' v),      (dz/db)' g = -v on active rows, (dz/dq)' g = -u
 
-where every ``H^{-1} x`` is itself a CG solve. The total derivative of ``L(y, z(y))`` is then
+where ``H^{-1} x`` uses the Cholesky factor of the follower's Hessian ``H``, computed once per structure
+(``H`` does not depend on ``y``); the adjoint system itself is solved by CG. The total derivative of ``L(y, z(y))`` is then
 ``grad_y L + G' (dz/db)' grad_z L`` via autograd.
 """
 
@@ -45,20 +46,19 @@ def batched_cg(matvec: MatVec, rhs: torch.Tensor, iters: int, tol: float = 1e-13
 
 class _BiGradQP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, b, H, F, settings):
+    def forward(ctx, q, b, H, F, L, settings):
         z, lam, s = solve_qp_batch(H, F, q, b, settings)
         active = (lam > settings.active_ratio * s).to(H.dtype)
-        ctx.save_for_backward(H, F, active)
+        ctx.save_for_backward(L, F, active)
         return z
 
     @staticmethod
     def backward(ctx, g):
-        H, F, D = ctx.saved_tensors
-        n, p = H.shape[0], F.shape[0]
-        inner = 4 * n + 10
+        L, F, D = ctx.saved_tensors
+        p = F.shape[0]
 
         def h_inv(x: torch.Tensor) -> torch.Tensor:
-            return batched_cg(lambda v: v @ H, x, inner)
+            return torch.cholesky_solve(x.T, L).T
 
         def schur(v: torch.Tensor) -> torch.Tensor:  # F_A H^{-1} F_A' v on active rows, identity elsewhere
             return D * (h_inv((D * v) @ F) @ F.T) + (1.0 - D) * v
@@ -66,7 +66,7 @@ class _BiGradQP(torch.autograd.Function):
         hg = h_inv(g)
         v = batched_cg(schur, D * (hg @ F.T), 4 * p + 10) if p else g.new_zeros(g.shape[0], 0)
         u = h_inv(g - (D * v) @ F)
-        return -u, D * v, None, None, None
+        return -u, D * v, None, None, None, None
 
 
 class BiGradFollower(torch.nn.Module):
@@ -76,8 +76,9 @@ class BiGradFollower(torch.nn.Module):
         super().__init__()
         for key in ("H", "F", "e", "h", "G"):
             self.register_buffer(key, torch.tensor(getattr(structure, key), dtype=torch.float64))
+        self.register_buffer("L", torch.linalg.cholesky(self.H))
         self.settings = settings or IPMSettings()
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         q = self.e.expand(y.shape[0], -1)
-        return _BiGradQP.apply(q, self.h + y.to(torch.float64) @ self.G.T, self.H, self.F, self.settings)
+        return _BiGradQP.apply(q, self.h + y.to(torch.float64) @ self.G.T, self.H, self.F, self.L, self.settings)

@@ -70,6 +70,9 @@ logger = logging.getLogger(__name__)
 
 __version_tag__ = "1.0"
 
+#: Cost of a particle whose follower response could not be computed.
+NO_RESPONSE_COST = 1e300
+
 
 @contextlib.contextmanager
 def _no_logging_dictconfig() -> Iterator[None]:
@@ -300,7 +303,7 @@ class Solver(SolverBase):
 
     # -- the method ---------------------------------------------------------------------
     def follower(self, y: np.ndarray) -> np.ndarray:
-        """``z(y)`` for every row of ``y`` (batched IPM; per-row HiGHS if the batch fails; NaN if that fails).
+        """``z(y)`` for every row of ``y``: the batched IPM, then HiGHS for rows it did not solve (NaN if that fails).
 
         Parameters
         ----------
@@ -313,17 +316,21 @@ class Solver(SolverBase):
             Follower responses (rows, n).
         """
         y = np.ascontiguousarray(y, dtype=np.float64)
+        z = np.full((y.shape[0], self.structure.n), np.nan)
         try:
             with torch.no_grad():
-                return self._layer(torch.from_numpy(y)).numpy()
-        except SolverError:
-            z = np.full((y.shape[0], self.structure.n), np.nan)
-            for i, row in enumerate(y):
-                try:
-                    z[i] = follower_response(self.structure, row).z
-                except BilevelBenchError:
-                    continue
-            return z
+                z = self._layer(torch.from_numpy(y)).numpy()
+        except SolverError as exc:
+            logger.debug("PSO: batched follower solve failed (%s); solving row by row", exc)
+        unsolved = np.flatnonzero(~np.all(np.isfinite(z), axis=1))
+        for i in unsolved:
+            try:
+                z[i] = follower_response(self.structure, y[i]).z
+            except BilevelBenchError:
+                continue
+        if unsolved.size:
+            logger.debug("PSO: %d of %d follower responses recomputed with HiGHS", unsolved.size, y.shape[0])
+        return z
 
     def penalised_cost(self, y: np.ndarray, c: np.ndarray, d: np.ndarray, kappa: float) -> np.ndarray:
         """Upper objective at ``(y, z(y))`` plus ``kappa`` times the coupling violation, per row (inf if no ``z``).
@@ -340,11 +347,12 @@ class Solver(SolverBase):
         Returns
         -------
         numpy.ndarray
-            Cost per particle.
+            Cost per particle; ``NO_RESPONSE_COST`` where the follower has no computed response.
         """
         objective, violation = self.objective_and_violation(y, c, d)
         cost = objective + kappa * violation
-        return np.where(np.isfinite(cost), cost, np.inf)
+        # Finite, so that pyswarms always has a global best (with inf everywhere its first update fails).
+        return np.where(np.isfinite(cost), cost, NO_RESPONSE_COST)
 
     def objective_and_violation(self, y: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Upper objective and ``||ReLU(A y - b - E z(y))||_2`` per row of ``y``."""

@@ -128,3 +128,18 @@ def test_kappa_is_tuned_on_train_or_valid_only(small_set):
     assert names == ["train"]                                      # never the evaluated split
     names = [name for name, _ in type(solver)._other_splits(_spec(ds, "test"), ds.split("train"))]
     assert names == ["train", "valid"]
+
+
+def test_unsolved_follower_rows_fall_back_to_highs_and_never_crash_the_swarm(small_set):
+    import torch
+
+    ds, solver = _ready(small_set, iterations=3)
+    params = {key: value[:1] for key, value in ds.split("test").params.items()}
+    y = np.tile(ds.split("train").labels["y"][0], (5, 1))
+    expected = solver.follower(y)
+    solver._layer = lambda rows: torch.full((rows.shape[0], ds.structure.n), float("nan"), dtype=torch.float64)
+    assert np.allclose(solver.follower(y), expected, atol=1e-7)       # rows the IPM left NaN are solved by HiGHS
+
+    type(solver).follower = lambda self, rows: np.full((rows.shape[0], ds.structure.n), np.nan)
+    out = solver.solve(params)                                         # every particle without a response
+    assert out.y.shape == (1, ds.structure.m) and np.all(np.isfinite(out.y))

@@ -64,13 +64,15 @@ class Solver(_Base):
                 (grad,) = torch.autograd.grad(phi.sum(), w_var)   # BiGrad hypergradient (VJP + CG adjoint)
             with torch.no_grad():
                 phi = phi.detach()
+                pending = torch.ones(B, dtype=torch.bool)
+                start = w
                 for _ in range(self.backtracks):                  # Armijo backtracking, per instance
-                    trial = w - step[:, None] * grad
-                    ok = self._phi(c, d, trial, rho) <= phi - 0.5 * step * (grad * grad).sum(1)
+                    trial = start - step[:, None] * grad
+                    ok = pending & (self._phi(c, d, trial, rho) <= phi - 0.5 * step * (grad * grad).sum(1))
                     w = torch.where(ok[:, None], trial, w)
-                    done = ok
-                    step = torch.where(ok, step, 0.5 * step)
-                    if bool(torch.all(done)):
+                    pending &= ~ok
+                    step = torch.where(pending, 0.5 * step, step)
+                    if not bool(torch.any(pending)):
                         break
                 step = torch.clamp(step * 2.0, max=self.max_step)
         return Prediction(y=self._unwhiten(w).numpy())

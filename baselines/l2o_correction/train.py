@@ -24,7 +24,7 @@ import torch
 
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.provenance import file_sha256
-from bilevelbench.torch.coupling import L2OCorrection
+from bilevelbench.torch.coupling import L2OCorrection, correct
 
 log = logging.getLogger("l2o_correction.train")
 HERE = Path(__file__).resolve().parent
@@ -40,8 +40,6 @@ def evaluate(model: L2OCorrection, c: torch.Tensor, d: torch.Tensor, ref: torch.
     with torch.no_grad():
         y0 = model.mlp(torch.cat([c, d], 1))
     with torch.enable_grad():
-        from bilevelbench.torch.coupling import correct
-
         y = correct(model.problem, y0, steps, model.gamma, create_graph=False)
     with torch.no_grad():
         z = model.problem.follower(y)

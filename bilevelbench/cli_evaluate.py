@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bilevelbench.errors import OutputExistsError, UsageError
+from bilevelbench.evaluate.sandbox import Limits
 
 SOLVER_HELP = ("the solver: a folder with solver.py defining class Solver (baselines/exact), "
                "a file and class (path/to/file.py:MySolver) or an installed module and class (pkg.mod:MySolver)")
@@ -115,12 +116,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact-instances", type=int, default=20, metavar="K",
                    help="instances on which the exact solver is timed for speedup_vs_exact; 0 skips (default 20)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N instances")
-    p.add_argument("--setup-timeout", type=float, default=1800.0, metavar="S",
-                   help="seconds for import + skip + setup (default 1800)")
-    p.add_argument("--solve-timeout", type=float, default=120.0, metavar="S",
-                   help="seconds for any one solve call; the process is killed after (default 120)")
-    p.add_argument("--memory-mb", type=int, default=8192, metavar="MB",
-                   help="address-space limit of the solver process in MiB; 0 for none (default 8192)")
+    p.add_argument("--setup-timeout", type=float, default=Limits.setup_timeout, metavar="S",
+                   help=f"seconds for import + skip + setup (default {Limits.setup_timeout:g})")
+    p.add_argument("--solve-timeout", type=float, default=Limits.solve_timeout, metavar="S",
+                   help=f"seconds for any one solve call; the process is killed after "
+                        f"(default {Limits.solve_timeout:g})")
+    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb, metavar="MB",
+                   help=f"address-space limit of the solver process in MiB; 0 for none "
+                        f"(default {Limits.memory_mb})")
     p.set_defaults(run=_run_evaluate)
 
 
@@ -134,7 +137,6 @@ def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from bilevelbench.data.instance_set import InstanceSet
     from bilevelbench.evaluate.evaluator import Protocol, evaluate_solver
-    from bilevelbench.evaluate.sandbox import Limits
 
     for name in ("warmup", "batch_size", "exact_instances", "memory_mb"):
         _positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)

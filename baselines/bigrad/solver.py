@@ -44,8 +44,7 @@ class Solver(_Base):
 
     def _phi(self, c, d, w, rho):
         y = self._unwhiten(w)
-        z = self.follower(y)
-        return self.problem.objective(c, d, y, z) + rho * torch.relu(self.problem.coupling(y, z)).pow(2).sum(1)
+        return self.problem.penalized(c, d, y, self.follower(y), rho)[0]
 
     def solve(self, params) -> Prediction:
         c = torch.from_numpy(np.asarray(params["c"], dtype=np.float64))

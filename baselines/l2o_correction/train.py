@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.provenance import file_sha256
 from bilevelbench.torch.coupling import L2OCorrection, correct
 
@@ -43,10 +44,11 @@ def evaluate(model: L2OCorrection, c: torch.Tensor, d: torch.Tensor, ref: torch.
         y = correct(model.problem, y0, steps, model.gamma, create_graph=False)
     with torch.no_grad():
         z = model.problem.follower(y)
-        obj = model.problem.objective(c, d, y, z)
-        viol = torch.relu(model.problem.coupling(y, z)).norm(dim=1)
-        gap = (obj - ref).abs() / ref.abs().clamp(min=1e-6)
-        paper = (obj - ref).abs() / (ref + paper_offset).abs().clamp(min=1e-6)
+        obj = model.problem.objective(c, d, y, z).numpy()
+        viol = metrics.relu_l2(model.problem.coupling(y, z).numpy())
+    ref = ref.numpy()
+    gap = metrics.relative_gap(obj, ref)
+    paper = metrics.offset_relative_gap(obj, ref, paper_offset)
     return float(gap.mean()), float(paper.mean()), float(viol.mean())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bilevelbench.data.instance_set import InstanceSet
-from bilevelbench.evaluate.evaluator import Protocol, paper_offset, run_solver
+from bilevelbench.evaluate.evaluator import Protocol, paper_offset, redacted_dataset, run_solver
 from bilevelbench.evaluate.sandbox import Limits
 from bilevelbench.evaluate.scoring import score_bqp
 from bilevelbench.solvers import check_spec_form
@@ -42,8 +42,9 @@ def check_solver(dataset: Path | str, solver: str, split: str = "test", instance
     n = min(instances, len(part))
     batch = min(3, n)
     limits = limits or Limits(setup_timeout=600.0, solve_timeout=60.0)
-    res = run_solver(dataset, dataset.stem, solver, split, Protocol(warmup=1, batch_size=batch), limits,
-                     n, s.m, s.n, limit=n)
+    with redacted_dataset(dataset, split) as redacted:
+        res = run_solver(redacted, dataset.stem, solver, split, Protocol(warmup=1, batch_size=batch), limits,
+                         n, s.m, s.n, limit=n)
     run = res.run
     checks: list[Check] = []
     loaded = run.first("loaded")

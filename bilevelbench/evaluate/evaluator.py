@@ -6,10 +6,11 @@ a predictions file and a live run are scored identically.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -245,34 +246,29 @@ def collect(run: SandboxRun, n: int, m: int, nz: int) -> SolverRun:
                      identity=identity, run=run)
 
 
-def _median(values: np.ndarray) -> float | None:
-    v = values[np.isfinite(values)]
-    return float(np.median(v)) if v.size else None
-
-
-def _p95(values: np.ndarray) -> float | None:
-    v = values[np.isfinite(values)]
-    return float(np.percentile(v, 95)) if v.size else None
-
-
-def run_solver(dataset: Path, dataset_name: str, solver: str, split: str, protocol: Protocol, limits: Limits,
-               n: int, m: int, nz: int, progress: Progress | None = None, limit: int | None = None,
-               batch_size: int | None = None) -> SolverRun:
-    """Run ``solver`` on a redacted copy of ``dataset`` in the sandbox and collect its answers."""
+@contextlib.contextmanager
+def redacted_dataset(dataset: Path, split: str) -> Iterator[Path]:
+    """A temporary copy of ``dataset`` with the labels of ``split`` withheld, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="bilevelbench-data-") as tmp:
         copy = Path(tmp) / dataset.name
         redacted_copy(dataset, split, copy)
-        config = WorkerConfig(solver=solver, dataset=str(copy), dataset_name=dataset_name, split=split,
-                              warmup=protocol.warmup,
-                              batch_size=protocol.batch_size if batch_size is None else batch_size,
-                              threads=protocol.threads, limit=limit)
+        yield copy
 
-        def on_event(event: dict) -> None:
-            if progress is not None and event.get("event") == "instance":
-                progress(1)
 
-        run = run_in_sandbox(config, limits, on_event)
-    return collect(run, n, m, nz)
+def run_solver(redacted: Path, dataset_name: str, solver: str, split: str, protocol: Protocol, limits: Limits,
+               n: int, m: int, nz: int, progress: Progress | None = None, limit: int | None = None,
+               batch_size: int | None = None) -> SolverRun:
+    """Run ``solver`` in the sandbox on ``redacted`` (see :func:`redacted_dataset`) and collect its answers."""
+    config = WorkerConfig(solver=solver, dataset=str(redacted), dataset_name=dataset_name, split=split,
+                          warmup=protocol.warmup,
+                          batch_size=protocol.batch_size if batch_size is None else batch_size,
+                          threads=protocol.threads, limit=limit)
+
+    def on_event(event: dict) -> None:
+        if progress is not None and event.get("event") == "instance":
+            progress(1)
+
+    return collect(run_in_sandbox(config, limits, on_event), n, m, nz)
 
 
 def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", protocol: Protocol | None = None,
@@ -295,7 +291,17 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     if n == 0:
         raise UsageError(f"split {split!r} of {str(dataset)!r} has no instances to evaluate")
     name = str(ds.meta.get("name") or dataset.stem)
-    result = run_solver(dataset, name, solver, split, protocol, limits, n, s.m, s.n, progress, limit=protocol.limit)
+    with redacted_dataset(dataset, split) as redacted:
+        result = run_solver(redacted, name, solver, split, protocol, limits, n, s.m, s.n, progress,
+                            limit=protocol.limit)
+        latency = metrics.aggregate(result.latency_ms)
+        exact_median = None
+        if protocol.exact_instances > 0 and latency["median"] is not None:
+            k = min(n, protocol.exact_instances)
+            exact = run_solver(redacted, name, EXACT_SOLVER_SPEC, split,
+                               Protocol(warmup=1, threads=protocol.threads), limits, k, s.m, s.n, exact_progress,
+                               limit=k, batch_size=0)
+            exact_median = metrics.aggregate(exact.latency_ms)["median"]
     run = result.run
     params = {key: value[:n] for key, value in part.params.items()}
     labels = {key: value[:n] for key, value in part.labels.items()}
@@ -313,19 +319,13 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     score: SplitScore = score_bqp(s, params, labels, result.y, result.answered, result.reasons, result.z,
                                   paper_offset(ds))
     scoring_s = time.perf_counter() - start
-    latency_median = _median(result.latency_ms)
-    exact_median = None
-    if protocol.exact_instances > 0 and latency_median is not None:
-        k = min(n, protocol.exact_instances)
-        exact = run_solver(dataset, name, EXACT_SOLVER_SPEC, split, Protocol(warmup=1, threads=protocol.threads),
-                           limits, k, s.m, s.n, exact_progress, limit=k, batch_size=0)
-        exact_median = _median(exact.latency_ms)
     setup = run.first("setup") or {}
     done = run.first("latency_done") or {}
     overhead = None
     if isinstance(done.get("loop_s"), (int, float)) and isinstance(done.get("solve_s"), (int, float)):
         overhead = 1e3 * (done["loop_s"] - done["solve_s"]) / n
-    extra = {"latency_ms_median": latency_median, "latency_ms_p95": _p95(result.latency_ms),
+    latency_median = latency["median"]
+    extra = {"latency_ms_median": latency_median, "latency_ms_p95": latency["p95"],
              "throughput_per_s": (result.batched_instances / result.batched_seconds
                                   if result.batched_seconds > 0 else None),
              "speedup_vs_exact": (exact_median / latency_median

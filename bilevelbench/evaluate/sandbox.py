@@ -45,7 +45,7 @@ class Limits:
 
     setup_timeout: float = 1800.0
     solve_timeout: float = 120.0
-    memory_mb: int = 16384
+    memory_mb: int = 8192
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ class BQPTorch(torch.nn.Module):
         """``A y - b - E z`` (feasible where <= 0)."""
         return y @ self.A.T - self.b - z @ self.E.T
 
+    def penalized(self, c: torch.Tensor, d: torch.Tensor, y: torch.Tensor, z: torch.Tensor, penalty: float
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``L(y, z) + penalty * ||ReLU(A y - b - E z)||^2`` per row, with the objective and squared violation."""
+        obj = self.objective(c, d, y, z)
+        viol_sq = torch.relu(self.coupling(y, z)).pow(2).sum(1)
+        return obj + penalty * viol_sq, obj, viol_sq
+
     def violation_sq(self, y: torch.Tensor) -> torch.Tensor:
         """``||ReLU(A y - b - E z(y))||^2`` per row, differentiable through the follower."""
         return torch.relu(self.coupling(y, self.follower(y))).pow(2).sum(1)
@@ -95,7 +102,5 @@ class L2OCorrection(torch.nn.Module):
     def loss(self, c: torch.Tensor, d: torch.Tensor, y: torch.Tensor, penalty: float
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Self-supervised loss ``mean(L(y, z(y)) + penalty * ||ReLU(U)||^2)``, with the objective and violation."""
-        z = self.problem.follower(y)
-        obj = self.problem.objective(c, d, y, z)
-        viol = torch.relu(self.problem.coupling(y, z)).pow(2).sum(1)
-        return (obj + penalty * viol).mean(), obj.detach(), viol.detach().sqrt()
+        phi, obj, viol_sq = self.problem.penalized(c, d, y, self.problem.follower(y), penalty)
+        return phi.mean(), obj.detach(), viol_sq.detach().sqrt()

@@ -2,7 +2,7 @@
 
 ``setup`` loads the weight file in ``weights/`` whose recorded structure hash matches the data set
 (``torch.load(..., weights_only=True)``); ``solve`` runs the network and ``test_steps`` correction steps,
-batched. Train new weights with ``python -m baselines.l2o_correction.train --dataset FILE --seed 0``.
+batched, with the test-time step chosen on the valid split. Train new weights with ``python -m baselines.l2o_correction.train --dataset FILE --seed 0``.
 """
 
 from __future__ import annotations
@@ -47,10 +47,14 @@ class Solver(_Base):
         path = find_weights(spec.structure.digest(), Path(self.weights_dir))
         blob = torch.load(path, weights_only=True, map_location="cpu")
         meta = blob["meta"]
-        self.model = L2OCorrection(spec.structure, list(meta["hidden"]), float(meta["gamma"]))
+        self.model = L2OCorrection(spec.structure, list(meta["hidden"]), float(meta["gamma"]),
+                                   str(meta.get("follower_gradient", "implicit")))
         self.model.mlp.load_state_dict(blob["state_dict"])
         self.model.eval()
         self.steps = int(meta["test_steps"])
+        #: Test-time correction step, chosen on the valid split by the training command (older files: the
+        #: training step).
+        self.gamma = float(meta.get("test_gamma", meta["gamma"]))
         self.version = f"1 ({path.name}, seed {meta['seed']})"
 
     def solve(self, params) -> Prediction:
@@ -59,5 +63,5 @@ class Solver(_Base):
         with torch.no_grad():
             y0 = self.model.mlp(torch.cat([c, d], 1))
         with torch.enable_grad():
-            y = correct(self.model.problem, y0, self.steps, self.model.gamma, create_graph=False)
+            y = correct(self.model.problem, y0, self.steps, self.gamma, create_graph=False)
         return Prediction(y=y.detach().numpy())

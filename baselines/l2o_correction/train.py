@@ -25,7 +25,7 @@ import torch
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.provenance import file_sha256
-from bilevelbench.torch.coupling import L2OCorrection, correct
+from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS, L2OCorrection, correct
 
 log = logging.getLogger("l2o_correction.train")
 HERE = Path(__file__).resolve().parent
@@ -34,14 +34,21 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_WIDTH_FACTORS = (8, 16, 32, 16, 8)
 
 
+#: Test-time correction steps tried on the valid split (the training step is always tried too).
+TEST_GAMMA_GRID = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+
+
 def evaluate(model: L2OCorrection, c: torch.Tensor, d: torch.Tensor, ref: torch.Tensor, steps: int,
-             paper_offset: float) -> tuple[float, float, float]:
-    """Mean relative gap (docs/metrics.md), the paper's +offset gap, and mean coupling violation."""
+             paper_offset: float, gamma: float | None = None) -> tuple[float, float, float]:
+    """Mean relative gap (docs/metrics.md), the paper's +offset gap, and mean coupling violation.
+
+    ``gamma`` is the correction step (default: the model's training step).
+    """
     model.eval()
     with torch.no_grad():
         y0 = model.mlp(torch.cat([c, d], 1))
     with torch.enable_grad():
-        y = correct(model.problem, y0, steps, model.gamma, create_graph=False)
+        y = correct(model.problem, y0, steps, model.gamma if gamma is None else gamma, create_graph=False)
     with torch.no_grad():
         z = model.problem.follower(y)
         obj = model.problem.objective(c, d, y, z).numpy()
@@ -50,6 +57,24 @@ def evaluate(model: L2OCorrection, c: torch.Tensor, d: torch.Tensor, ref: torch.
     gap = metrics.relative_gap(obj, ref)
     paper = metrics.offset_relative_gap(obj, ref, paper_offset)
     return float(gap.mean()), float(paper.mean()), float(viol.mean())
+
+
+def tune_test_gamma(model: L2OCorrection, c: torch.Tensor, d: torch.Tensor, ref: torch.Tensor, steps: int,
+                    paper_offset: float, tolerance: float) -> tuple[float, list[dict]]:
+    """The test-time correction step, chosen on the valid split.
+
+    Among the training step and :data:`TEST_GAMMA_GRID`, the step with the lowest mean gap whose mean
+    coupling violation is at most ``tolerance``; when none reaches it, the step with the lowest violation.
+    Returns the step and every trial.
+    """
+    trials = []
+    for gamma in sorted({model.gamma, *TEST_GAMMA_GRID}):
+        gap, paper_gap, viol = evaluate(model, c, d, ref, steps, paper_offset, gamma)
+        trials.append({"gamma": gamma, "valid_gap": gap, "valid_paper_gap": paper_gap, "valid_violation": viol})
+        log.info("test-time step %g: valid gap %.3e, violation %.3e", gamma, gap, viol)
+    ok = [t for t in trials if t["valid_violation"] <= tolerance]
+    best = min(ok, key=lambda t: t["valid_gap"]) if ok else min(trials, key=lambda t: t["valid_violation"])
+    return float(best["gamma"]), trials
 
 
 def plot_curve(history: list[dict], path: Path, title: str) -> None:
@@ -83,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalty", type=float, default=100.0, help="lambda of the soft penalty (default 100)")
     parser.add_argument("--train-steps", type=int, default=10, help="correction steps in training (10)")
     parser.add_argument("--test-steps", type=int, default=20, help="correction steps at test time (20)")
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                        help="learning-rate schedule over all steps (default cosine decay to 0; the authors: "
+                        "constant)")
+    parser.add_argument("--violation-tolerance", type=float, default=1e-6,
+                        help="mean valid violation the test-time correction step must reach (default 1e-6)")
+    parser.add_argument("--follower-gradient", choices=FOLLOWER_GRADIENTS, default="implicit",
+                        help="how z(y) is differentiated: active-set KKT solved directly (implicit, default), "
+                        "BiGrad's CG adjoint (bigrad) or unrolled dual FISTA iterations (unrolled)")
     parser.add_argument("--width-factors", type=str, default=",".join(map(str, DEFAULT_WIDTH_FACTORS)),
                         help="hidden widths as multiples of k = m + n (default 8,16,32,16,8)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -106,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     offset = float((ds.meta.get("paper_convention") or {}).get("gap_offset", 0.0))
     k = s.m + s.n
     hidden = [int(f) * k for f in args.width_factors.split(",")]
-    model = L2OCorrection(s, hidden, args.gamma)
+    model = L2OCorrection(s, hidden, args.gamma, args.follower_gradient)
     opt = torch.optim.Adam(model.mlp.parameters(), lr=args.lr)
     n = c_tr.shape[0]
+    steps_per_epoch = n // args.batch_size
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
+             if args.schedule == "cosine" else None)
     history: list[dict] = []
     out = args.out or HERE / "weights" / f"{name}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.4g}")
         gap, paper_gap, viol = evaluate(model, c_va, d_va, ref, args.test_steps, offset)
@@ -136,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
                         "valid_violation": viol, "seconds": time.perf_counter() - start})
         log.info("epoch %d: loss %.5g, valid gap %.3e (paper +%g convention %.3e), violation %.3e (%.0f s)",
                  epoch, history[-1]["train_loss"], gap, offset, paper_gap, viol, history[-1]["seconds"])
+    test_gamma, trials = tune_test_gamma(model, c_va, d_va, ref, args.test_steps, offset,
+                                         args.violation_tolerance)
     meta = {"structure_hash": s.digest(), "dataset": name, "dataset_sha256": file_sha256(args.dataset),
             "hidden": hidden, "gamma": args.gamma, "penalty": args.penalty, "lr": args.lr, "epochs": args.epochs,
             "batch_size": args.batch_size, "train_steps": args.train_steps, "test_steps": args.test_steps,
+            "test_gamma": test_gamma, "schedule": args.schedule, "follower_gradient": args.follower_gradient,
             "seed": args.seed, "train_seconds": time.perf_counter() - start, "torch": str(torch.__version__)}
     torch.save({"state_dict": model.mlp.state_dict(), "meta": meta}, out)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "history": history}, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "history": history, "test_gamma_trials": trials},
+                                                   indent=1) + "\n")
     plot_curve(history, out.with_name(out.stem + "-curve.png"), f"L2O with coupling correction, {name}")
     log.info("wrote %s (%.0f s)", out, meta["train_seconds"])
     return 0

@@ -52,16 +52,15 @@ import importlib.metadata
 import logging
 import logging.config
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import BilevelBenchError, SolverError, UsageError
 from bilevelbench.families.bqp import BQPStructure, coupling_residual, follower_response, upper_objective
+from bilevelbench.search_box import readable_splits, search_box
 from bilevelbench.solvers import Prediction, TaskSpec
 from bilevelbench.solvers import Solver as SolverBase
 from bilevelbench.torch.qp_layer import FollowerLayer
@@ -123,41 +122,6 @@ def instance_seed(base: int, c: np.ndarray, d: np.ndarray) -> int:
     for value in (c, d):
         sha.update(np.ascontiguousarray(value, dtype="<f8").tobytes())
     return int.from_bytes(sha.digest()[:4], "little")
-
-
-def label_box(split: InstanceSet | None, margin: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Range of the certified labels' ``y`` in ``split``, widened by ``margin`` times the range on each side.
-
-    Parameters
-    ----------
-    split : InstanceSet or None
-        A labelled split (unlabelled or withheld labels are skipped).
-    margin : float
-        Relative widening; each side moves by ``margin * max(range, 1)``.
-
-    Returns
-    -------
-    tuple of numpy.ndarray or None
-        ``(lower, upper)``, or None when the split has no certified label.
-    """
-    if split is None or len(split) == 0:
-        return None
-    labels = split.labels
-    if "y" not in labels or "status" not in labels:
-        return None
-    y = np.asarray(labels["y"], dtype=float)
-    usable = np.isin(np.asarray(labels["status"]).astype(str), SOLUTION_STATUSES) & np.all(np.isfinite(y), axis=1)
-    if not np.any(usable):
-        return None
-    lo, hi = y[usable].min(axis=0), y[usable].max(axis=0)
-    pad = margin * np.maximum(hi - lo, 1.0)
-    return lo - pad, hi + pad
-
-
-def structure_box(s: BQPStructure) -> tuple[np.ndarray, np.ndarray]:
-    """The label-free box ``+-R``, ``R = 2 max(1, ||b||_inf, ||h||_inf)`` (a heuristic, not a bound)."""
-    radius = 2.0 * max(1.0, float(np.max(np.abs(s.b))), float(np.max(np.abs(s.h))))
-    return np.full(s.m, -radius), np.full(s.m, radius)
 
 
 class Solver(SolverBase):
@@ -256,13 +220,7 @@ class Solver(SolverBase):
             self.bounds = (np.full(spec.y_dim, -float(self.box_radius)), np.full(spec.y_dim, float(self.box_radius)))
             self.box_source = f"fixed +-{self.box_radius:g}"
         else:
-            for name, split in splits:
-                box = label_box(split, self.box_margin)
-                if box is not None:
-                    self.bounds, self.box_source = box, f"labels of the {name} split"
-                    break
-            else:
-                self.bounds, self.box_source = structure_box(spec.structure), "+-2 max(1, |b|_inf, |h|_inf)"
+            self.bounds, self.box_source = search_box(spec.structure, splits, self.box_margin)
         logger.info("PSO search box from %s: lower %s, upper %s", self.box_source,
                     np.round(self.bounds[0], 3), np.round(self.bounds[1], 3))
 
@@ -397,18 +355,7 @@ class Solver(SolverBase):
     @staticmethod
     def _other_splits(spec: TaskSpec, train_set: InstanceSet | None) -> list[tuple[str, InstanceSet]]:
         """The ``train`` and ``valid`` splits available to setup, in that order, never ``spec.split``."""
-        out: list[tuple[str, InstanceSet]] = []
-        if train_set is not None and spec.split != "train":
-            out.append(("train", train_set))
-        path: Path | None = getattr(train_set, "path", None)
-        if path is not None and spec.split != "valid":
-            try:
-                ds = InstanceSet.open(path)
-                if "valid" in ds.split_names:
-                    out.append(("valid", ds.split("valid")))
-            except BilevelBenchError as exc:
-                logger.warning("PSO: cannot read the valid split of %s: %s", path, exc)
-        return out
+        return readable_splits(spec.split, train_set)
 
     def _tune_kappa(self, params: Mapping[str, Any], split_name: str) -> tuple[float, str]:
         """Smallest ``kappa`` of the grid whose mean coupling violation on the tuning instances is small enough."""

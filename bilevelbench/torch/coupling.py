@@ -9,19 +9,40 @@ from __future__ import annotations
 
 import torch
 
+from bilevelbench.errors import UsageError
 from bilevelbench.families.bqp import BQPStructure
+from bilevelbench.torch.bigrad import BiGradFollower
 from bilevelbench.torch.qp_layer import FollowerLayer
+from bilevelbench.torch.unrolled import UnrolledFollower
+
+#: How ``z(y)`` is differentiated: the active-set KKT solved directly (``implicit``), BiGrad's CG adjoint
+#: (``bigrad``; both on the exact interior-point answer), or unrolled dual FISTA iterations (``unrolled``).
+FOLLOWER_GRADIENTS = ("implicit", "bigrad", "unrolled")
+
+
+def make_follower(structure: BQPStructure, gradient: str = "implicit") -> torch.nn.Module:
+    """The follower's response ``z(y)`` as a batched layer whose backward pass is ``gradient``."""
+    if gradient == "implicit":
+        return FollowerLayer(structure)
+    if gradient == "bigrad":
+        return BiGradFollower(structure)
+    if gradient == "unrolled":
+        return UnrolledFollower(structure)
+    raise UsageError(f"follower gradient must be one of {', '.join(FOLLOWER_GRADIENTS)}; received {gradient!r}")
 
 
 class BQPTorch(torch.nn.Module):
-    """The BQP structure as float64 tensors, with batched objective and coupling residual."""
+    """The BQP structure as float64 tensors, with batched objective and coupling residual.
 
-    def __init__(self, structure: BQPStructure) -> None:
+    ``follower_gradient`` picks how ``z(y)`` is differentiated (:data:`FOLLOWER_GRADIENTS`).
+    """
+
+    def __init__(self, structure: BQPStructure, follower_gradient: str = "implicit") -> None:
         super().__init__()
         for key in ("Q", "A", "b", "E"):
             self.register_buffer(key, torch.tensor(getattr(structure, key), dtype=torch.float64))
         self.q = float(structure.q)
-        self.follower = FollowerLayer(structure)
+        self.follower = make_follower(structure, follower_gradient)
 
     def objective(self, c: torch.Tensor, d: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``1/2 y'Qy + c'y + d'z + q`` per row."""
@@ -87,11 +108,14 @@ class L2OCorrection(torch.nn.Module):
         Hidden widths of the MLP (input ``m + n``, output ``m``).
     gamma : float
         Correction step size.
+    follower_gradient : str
+        How ``z(y)`` is differentiated (:data:`FOLLOWER_GRADIENTS`).
     """
 
-    def __init__(self, structure: BQPStructure, hidden: list[int], gamma: float) -> None:
+    def __init__(self, structure: BQPStructure, hidden: list[int], gamma: float,
+                 follower_gradient: str = "implicit") -> None:
         super().__init__()
-        self.problem = BQPTorch(structure)
+        self.problem = BQPTorch(structure, follower_gradient)
         self.mlp = MLP([structure.m + structure.n, *hidden, structure.m]).double()
         self.gamma = float(gamma)
 

@@ -48,3 +48,24 @@ def test_bigrad_solver_descends_and_is_scored(small_set, tmp_path):
                       {}, None, None)
     final = np.array([v if v is not None else np.nan for v in record["per_instance"]["objective"]])
     assert np.nanmean(final) < np.nanmean(start.values["objective"])
+
+
+def test_more_starts_never_end_worse(small_set):
+    """The first start is y = 0 whatever the count, so the best of 4 starts is at most the 1-start answer."""
+    from baselines.bigrad.solver import Solver
+    from bilevelbench.solvers import TaskSpec
+
+    ds = InstanceSet.open(small_set)
+    test = ds.split("test")
+    spec = TaskSpec(family="bqp", dataset="t", split="test", n_instances=len(test), structure=ds.structure,
+                    param_names=("c", "d"), y_dim=ds.structure.m, z_dim=ds.structure.n)
+    values = {}
+    for starts in (1, 4):
+        solver = type("S", (Solver,), {"starts": starts, "iterations": 30, "rho_every": 10})()
+        solver.setup(spec, ds.split("train"))
+        assert solver.start_points.shape == (starts, ds.structure.m)
+        assert "labels of the train split" in solver.box_source
+        y = torch.from_numpy(solver.solve(test.params).y)
+        c, d = torch.tensor(test.params["c"]), torch.tensor(test.params["d"])
+        values[starts] = solver.problem.penalized(c, d, y, solver.follower(y), 1e5)[0]
+    assert torch.all(values[4] <= values[1] + 1e-8 * (1 + values[1].abs()))

@@ -14,15 +14,16 @@ from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import MissingDataError
 from bilevelbench.evaluate.evaluator import Protocol, evaluate_solver
 from bilevelbench.evaluate.sandbox import Limits
-from bilevelbench.torch.coupling import L2OCorrection
+from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS, L2OCorrection
 
 
-def test_a_few_steps_lower_the_self_supervised_loss(small_set):
+@pytest.mark.parametrize("follower_gradient", FOLLOWER_GRADIENTS)
+def test_a_few_steps_lower_the_self_supervised_loss(small_set, follower_gradient):
     torch.manual_seed(0)
     ds = InstanceSet.open(small_set)
     p = ds.split("train").params
     c, d = torch.tensor(p["c"]), torch.tensor(p["d"])
-    model = L2OCorrection(ds.structure, [16, 16], gamma=1e-3)
+    model = L2OCorrection(ds.structure, [16, 16], gamma=1e-3, follower_gradient=follower_gradient)
     opt = torch.optim.Adam(model.mlp.parameters(), lr=1e-2)
     losses = []
     for _ in range(40):
@@ -50,10 +51,18 @@ def test_correction_steps_reduce_coupling_violation(small_set):
 def test_train_command_writes_weights_the_solver_and_evaluator_use(small_set, tmp_path):
     out = tmp_path / "weights" / "tiny.pt"
     assert train.main(["--dataset", str(small_set), "--epochs", "2", "--batch-size", "2", "--width-factors", "2,2",
-                       "--out", str(out), "-q"]) == 0
+                       "--follower-gradient", "bigrad", "--out", str(out), "-q"]) == 0
     blob = torch.load(out, weights_only=True)
     assert blob["meta"]["structure_hash"] == InstanceSet.open(small_set).structure.digest()
-    history = json.loads(out.with_suffix(".json").read_text())["history"]
+    assert blob["meta"]["follower_gradient"] == "bigrad"
+    report = json.loads(out.with_suffix(".json").read_text())
+    history = report["history"]
+    # the test-time step is the best of the tried steps that meets the violation tolerance (or the least violating)
+    trials = report["test_gamma_trials"]
+    assert blob["meta"]["test_gamma"] in [t["gamma"] for t in trials]
+    ok = [t for t in trials if t["valid_violation"] <= 1e-6]
+    expected = min(ok, key=lambda t: t["valid_gap"]) if ok else min(trials, key=lambda t: t["valid_violation"])
+    assert blob["meta"]["test_gamma"] == expected["gamma"]
     assert len(history) == 2 and all(np.isfinite(h["valid_gap"]) for h in history)
     assert out.with_name("tiny-curve.png").stat().st_size > 1000
     assert find_weights(blob["meta"]["structure_hash"], out.parent) == out

@@ -46,14 +46,15 @@ def batched_cg(matvec: MatVec, rhs: torch.Tensor, iters: int, tol: float = 1e-13
 
 class _BiGradQP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, b, H, F, L, settings):
-        z, lam, s = solve_qp_batch(H, F, q, b, settings)
-        active = (lam > settings.active_ratio * s).to(H.dtype)
-        ctx.save_for_backward(L, F, active)
-        return z
+    def forward(ctx, q, b, H, F, L, settings, active_guess):
+        z, lam, s = solve_qp_batch(H, F, q, b, settings, active_guess)
+        active = lam > settings.active_ratio * s
+        ctx.save_for_backward(L, F, active.to(H.dtype))
+        ctx.mark_non_differentiable(active)
+        return z, active
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx, g, _grad_active):
         L, F, D = ctx.saved_tensors
         p = F.shape[0]
 
@@ -66,19 +67,27 @@ class _BiGradQP(torch.autograd.Function):
         hg = h_inv(g)
         v = batched_cg(schur, D * (hg @ F.T), 4 * p + 10) if p else g.new_zeros(g.shape[0], 0)
         u = h_inv(g - (D * v) @ F)
-        return -u, D * v, None, None, None, None
+        return -u, D * v, None, None, None, None, None
 
 
 class BiGradFollower(torch.nn.Module):
-    """``z(y)`` of a BQP structure whose backward pass is the BiGrad CG hypergradient."""
+    """``z(y)`` of a BQP structure whose backward pass is the BiGrad CG hypergradient (warm-started from the
+    previous call's active sets, as :class:`~bilevelbench.torch.qp_layer.FollowerLayer`)."""
 
-    def __init__(self, structure, settings: IPMSettings | None = None) -> None:
+    def __init__(self, structure, settings: IPMSettings | None = None, warm_start: bool = True) -> None:
         super().__init__()
         for key in ("H", "F", "e", "h", "G"):
             self.register_buffer(key, torch.tensor(getattr(structure, key), dtype=torch.float64))
         self.register_buffer("L", torch.linalg.cholesky(self.H))
         self.settings = settings or IPMSettings()
+        self.warm_start = bool(warm_start)
+        self._last_active: torch.Tensor | None = None
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         q = self.e.expand(y.shape[0], -1)
-        return _BiGradQP.apply(q, self.h + y.to(torch.float64) @ self.G.T, self.H, self.F, self.L, self.settings)
+        guess = self._last_active if self.warm_start else None
+        z, active = _BiGradQP.apply(q, self.h + y.to(torch.float64) @ self.G.T, self.H, self.F, self.L,
+                                    self.settings, guess)
+        if self.warm_start:
+            self._last_active = active
+        return z

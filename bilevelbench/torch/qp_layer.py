@@ -52,8 +52,14 @@ def _newton(state: tuple, r_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.Tensor,
-                   settings: IPMSettings = IPMSettings()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   settings: IPMSettings = IPMSettings(), active_guess: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Solve the batch (no autograd); return ``z`` (B, n), multipliers ``lam`` (B, p) and slacks ``s`` (B, p).
+
+    ``active_guess`` (B, p) bool, optional: a guess of each row's active set (for example the previous answer
+    of a sequence of nearby problems). Every row is first polished on its guess; rows where that satisfies all
+    KKT conditions are finished without any interior-point iteration, the others are solved from scratch. A
+    wrong guess costs one linear solve, never accuracy.
 
     Every iteration also tries to *polish* each unfinished row: solve the equality-constrained QP of the
     active set the interior point currently predicts. A polished point that is primal and dual feasible
@@ -77,9 +83,15 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
         done = torch.zeros(B, dtype=torch.bool)
         diverged = torch.zeros(B, dtype=torch.bool)
         out_z, out_lam, out_s = z.clone(), lam.clone(), s.clone()
+        if active_guess is not None and active_guess.shape == (B, p):
+            pz, plam, ps, ok = _polish(H, F, q, b, active_guess.to(torch.bool), settings)
+            out_z[ok], out_lam[ok], out_s[ok] = pz[ok], plam[ok], ps[ok]
+            done |= ok
+            if bool(torch.all(done)):
+                return out_z, out_lam, out_s
         for _ in range(settings.max_iter):
             todo = ~done
-            pz, plam, ps, ok = _polish(H, F, q, b, z, lam, s, settings)
+            pz, plam, ps, ok = _polish(H, F, q, b, lam > settings.active_ratio * s, settings)
             new = todo & ok
             out_z[new], out_lam[new], out_s[new] = pz[new], plam[new], ps[new]
             done |= new
@@ -141,11 +153,10 @@ def _kkt_solve(K: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.
     return x, regular
 
 
-def _polish(H, F, q, b, z, lam, s, settings: IPMSettings):
-    """Solve each row's equality-constrained QP on the active set the interior point predicts; return the
-    polished ``(z, lam, s)`` and a mask of rows where it is primal and dual feasible (hence optimal)."""
+def _polish(H, F, q, b, active, settings: IPMSettings):
+    """Solve each row's equality-constrained QP on the given active set (B, p) bool; return the polished
+    ``(z, lam, s)`` and a mask of rows where it is primal and dual feasible (hence optimal)."""
     n = F.shape[1]
-    active = lam > settings.active_ratio * s
     K = _active_kkt(H, F, active)
     rhs = torch.cat([-q, b * active], 1)
     sol, _ = _kkt_solve(K, rhs)
@@ -160,8 +171,8 @@ def _polish(H, F, q, b, z, lam, s, settings: IPMSettings):
 
 class _QPFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, b, H, F, settings):
-        z, lam, s = solve_qp_batch(H, F, q, b, settings)
+    def forward(ctx, q, b, H, F, settings, active_guess):
+        z, lam, s = solve_qp_batch(H, F, q, b, settings, active_guess)
         active = (lam > settings.active_ratio * s) | ((s <= 0) & (lam > 0))
         ctx.save_for_backward(H, F, active)
         ctx.mark_non_differentiable(lam)
@@ -179,7 +190,7 @@ class _QPFunction(torch.autograd.Function):
         u, v = sol[:, :n], sol[:, n:]
         grad_q = -u
         grad_b = v * D
-        return grad_q, grad_b, None, None, None
+        return grad_q, grad_b, None, None, None, None
 
 
 class BatchedQP(torch.nn.Module):
@@ -191,6 +202,10 @@ class BatchedQP(torch.nn.Module):
         Symmetric positive definite.
     F : (p, n) tensor
     settings : IPMSettings, optional
+    warm_start : bool
+        Guess each row's active set from the previous call of the same batch size (see
+        :func:`solve_qp_batch`): much faster for sequences of nearby problems (correction steps, descent
+        iterations, a swarm), a little slower for unrelated batches. Answers are the same either way.
 
     Examples
     --------
@@ -198,7 +213,8 @@ class BatchedQP(torch.nn.Module):
     >>> z = layer(e.expand(B, -1), h + y @ G.T)                   # follower's response, differentiable in y
     """
 
-    def __init__(self, H: torch.Tensor, F: torch.Tensor, settings: IPMSettings | None = None) -> None:
+    def __init__(self, H: torch.Tensor, F: torch.Tensor, settings: IPMSettings | None = None,
+                 warm_start: bool = False) -> None:
         super().__init__()
         H = torch.as_tensor(H, dtype=torch.float64)
         F = torch.as_tensor(F, dtype=torch.float64)
@@ -210,6 +226,8 @@ class BatchedQP(torch.nn.Module):
         self.register_buffer("H", H)
         self.register_buffer("F", F)
         self.settings = settings or IPMSettings()
+        self.warm_start = bool(warm_start)
+        self._last_active: torch.Tensor | None = None
 
     def forward(self, q: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``z*`` (B, n); gradients flow to ``q`` and ``b``."""
@@ -222,15 +240,22 @@ class BatchedQP(torch.nn.Module):
             raise UsageError(f"expected q (B, {n}) and b (B, {p}), got {tuple(q.shape)} and {tuple(b.shape)}")
         if not (bool(torch.isfinite(q).all()) and bool(torch.isfinite(b).all())):
             raise UsageError("q and b must be finite; received NaN or inf")
-        return _QPFunction.apply(q.to(torch.float64), b.to(torch.float64), self.H, self.F, self.settings)
+        q, b = q.to(torch.float64), b.to(torch.float64)
+        guess = self._last_active if self.warm_start else None
+        z, lam = _QPFunction.apply(q, b, self.H, self.F, self.settings, guess)
+        if self.warm_start:
+            with torch.no_grad():
+                self._last_active = lam > self.settings.active_ratio * (b - z @ self.F.T)
+        return z, lam
 
 
 class FollowerLayer(torch.nn.Module):
-    """The follower's response ``z(y)`` of a BQP structure as a differentiable batched layer."""
+    """The follower's response ``z(y)`` of a BQP structure as a differentiable batched layer (warm-started
+    from the previous call's active sets by default: see :class:`BatchedQP`)."""
 
-    def __init__(self, structure, settings: IPMSettings | None = None) -> None:
+    def __init__(self, structure, settings: IPMSettings | None = None, warm_start: bool = True) -> None:
         super().__init__()
-        self.qp = BatchedQP(torch.tensor(structure.H), torch.tensor(structure.F), settings)
+        self.qp = BatchedQP(torch.tensor(structure.H), torch.tensor(structure.F), settings, warm_start)
         self.register_buffer("e", torch.tensor(structure.e, dtype=torch.float64))
         self.register_buffer("h", torch.tensor(structure.h, dtype=torch.float64))
         self.register_buffer("G", torch.tensor(structure.G, dtype=torch.float64))

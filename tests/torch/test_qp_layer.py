@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from bilevelbench.errors import SolverError, UsageError
 from bilevelbench.families.bqp import follower_response, sample_structure
-from bilevelbench.torch.qp_layer import BatchedQP, FollowerLayer
+from bilevelbench.torch.qp_layer import BatchedQP, FollowerLayer, IPMSettings, solve_qp_batch
 
 SIZES = [(3, 2), (9, 6), (12, 9)]
 BATCH = 200
@@ -280,3 +280,43 @@ def test_backward_at_degenerate_vertex_is_finite() -> None:
     np.testing.assert_allclose(z.detach().numpy(), [[-1.0, -1.0]], atol=1e-8)
     z.sum().backward()
     assert torch.isfinite(q.grad).all() and torch.isfinite(b.grad).all()
+
+
+def _qp_batch(m: int, n: int):
+    s, y = _problem(m, n)
+    H, F = torch.tensor(s.H), torch.tensor(s.F)
+    q = torch.tensor(s.e).expand(y.shape[0], -1)
+    return H, F, q, torch.tensor(s.h + y @ s.G.T)
+
+
+def test_a_right_active_set_guess_needs_no_interior_point_iteration() -> None:
+    H, F, q, b = _qp_batch(6, 4)
+    z, lam, s = solve_qp_batch(H, F, q, b)
+    active = lam > s
+    no_iterations = IPMSettings(max_iter=0)
+    with pytest.raises(SolverError):
+        solve_qp_batch(H, F, q, b, no_iterations)
+    z_guess, lam_guess, _ = solve_qp_batch(H, F, q, b, no_iterations, active_guess=active)
+    torch.testing.assert_close(z_guess, z, rtol=0, atol=1e-9)
+    torch.testing.assert_close(lam_guess, lam, rtol=0, atol=1e-7)
+
+
+def test_a_wrong_active_set_guess_changes_nothing() -> None:
+    H, F, q, b = _qp_batch(6, 4)
+    z, _, _ = solve_qp_batch(H, F, q, b)
+    wrong = torch.rand(b.shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    torch.testing.assert_close(solve_qp_batch(H, F, q, b, active_guess=wrong)[0], z, rtol=0, atol=1e-9)
+
+
+def test_warm_started_layer_gives_the_cold_answers_and_gradients() -> None:
+    rng = np.random.default_rng(4)
+    s = sample_structure(rng, 6, 4)
+    warm, cold = FollowerLayer(s, warm_start=True), FollowerLayer(s, warm_start=False)
+    for scale in (5.0, 5.0, 1.0):          # the second call reuses the first's active sets, the third is unrelated
+        y = torch.tensor(rng.normal(size=(32, 6)) * scale)
+        y1, y2 = y.clone().requires_grad_(), y.clone().requires_grad_()
+        z1, z2 = warm(y1), cold(y2)
+        torch.testing.assert_close(z1, z2, rtol=0, atol=1e-9)
+        z1.sum().backward()
+        z2.sum().backward()
+        torch.testing.assert_close(y1.grad, y2.grad, rtol=0, atol=1e-8)

@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((gradient, meta["train_seconds"], 1000 * meta["train_seconds"] / steps, last["valid_gap"],
                          last["valid_paper_gap"], last["valid_violation"], meta["test_gamma"], tuned["valid_gap"],
                          tuned["valid_violation"]))
-    lines = [f"# L2O training: backward pass through the follower ({args.dataset.name}, {args.epochs} epochs, "
-             f"seed {args.seed})", "",
-             f"`python benchmarks/compare_l2o_backward.py --dataset {args.dataset} --epochs {args.epochs}` on "
-             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread.", "",
-             "| backward | train s | ms/step | valid gap | paper gap | violation | tuned step | gap (tuned) | "
-             "violation (tuned) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [(f"# L2O training: backward pass through the follower ({args.dataset.name}, {args.epochs} epochs, "
+             f"seed {args.seed})"), "",
+             (f"`python benchmarks/compare_l2o_backward.py --dataset {args.dataset} --epochs {args.epochs}` on "
+             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread."), "",
+             ("| backward | train s | ms/step | valid gap | paper gap | violation | tuned step | gap (tuned) | "
+             "violation (tuned) |"), "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r[0]} | {r[1]:.0f} | {r[2]:.1f} | {r[3]:.3e} | {r[4]:.3e} | {r[5]:.2e} | {r[6]:g} | "
                      f"{r[7]:.3e} | {r[8]:.2e} |")

@@ -29,14 +29,14 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compare_qp_layers as candidates  # noqa: E402
+import compare_qp_layers as candidates
 
-from bilevelbench.families.bqp import parse_size, sample_structure  # noqa: E402
-from bilevelbench.torch.qp_layer import BatchedQP  # noqa: E402
+from bilevelbench.families.bqp import parse_size, sample_structure
+from bilevelbench.torch.qp_layer import BatchedQP
 
 
 def _layers(s, args):
@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((size, "-", name, None, twice_differentiable(layer, s)))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = ["# Correction loop: QP layers", "",
-             f"`python benchmarks/correction_loop_layers.py` ({args.steps} steps, step {args.gamma:g}, median of "
+             (f"`python benchmarks/correction_loop_layers.py` ({args.steps} steps, step {args.gamma:g}, median of "
              f"{args.repeats}, 1 thread) on {platform.processor() or platform.machine()}, torch {torch.__version__};"
-             f" load average at the end {load}.", "",
+             f" load average at the end {load}."), "",
              "| size | batch | layer | ms per instance | max \\|y - y(ours-cold)\\| |", "|---|---|---|---:|---:|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.3f} | {r[4]:.1e} |" for r in rows if r[3] is not None]
     lines += ["", "| size | layer | second backward (training through the correction steps) |", "|---|---|---|"]

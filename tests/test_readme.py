@@ -14,3 +14,16 @@ def test_ci_runs_the_readme_commands():
     for command in blocks[:2]:
         assert command.strip() in ci_lines
     assert "pytest" in blocks[1]
+
+
+def test_readme_comparison_table_is_the_committed_records():
+    """The numbers of the README's paper comparison are printed from the records, never typed by hand."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paper_table", ROOT / "leaderboards" / "paper_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (ROOT / "README.md").read_text()
+    assert module.HEADER in readme
+    for row in module.rows(ROOT):
+        assert row in readme, f"README lacks: {row}"

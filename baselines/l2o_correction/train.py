@@ -25,6 +25,7 @@ import torch
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.provenance import file_sha256
+from bilevelbench.families.bqp import sample_params
 from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS, L2OCorrection, correct
 
 log = logging.getLogger("l2o_correction.train")
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalty", type=float, default=100.0, help="lambda of the soft penalty (default 100)")
     parser.add_argument("--train-steps", type=int, default=10, help="correction steps in training (10)")
     parser.add_argument("--test-steps", type=int, default=20, help="correction steps at test time (20)")
+    parser.add_argument("--fresh-draws", type=int, default=0, metavar="STEPS",
+                        help="train on STEPS fresh parameter batches per epoch drawn from the family's sampler "
+                        "(the authors: 400) instead of passes over the train split (default 0: the train split)")
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                         help="learning-rate schedule over all steps (default cosine decay to 0; the authors: "
                         "constant)")
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     model = L2OCorrection(s, hidden, args.gamma, args.follower_gradient)
     opt = torch.optim.Adam(model.mlp.parameters(), lr=args.lr)
     n = c_tr.shape[0]
-    steps_per_epoch = n // args.batch_size
+    steps_per_epoch = args.fresh_draws or n // args.batch_size
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
              if args.schedule == "cosine" else None)
     history: list[dict] = []
@@ -155,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         model.train()
         order = torch.from_numpy(rng.permutation(n))
         losses = []
-        bar = tqdm(range(0, n - args.batch_size + 1, args.batch_size), desc=f"epoch {epoch}/{args.epochs}",
-                   disable=args.quiet, file=sys.stderr, leave=False)
-        for lo in bar:
-            idx = order[lo:lo + args.batch_size]
-            y = model(c_tr[idx], d_tr[idx], args.train_steps)
-            loss, _, _ = model.loss(c_tr[idx], d_tr[idx], y, args.penalty)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=args.quiet,
+                   file=sys.stderr, leave=False)
+        for step in bar:
+            if args.fresh_draws:
+                draw = sample_params(rng, s, args.batch_size)
+                c_b, d_b = torch.from_numpy(draw["c"]), torch.from_numpy(draw["d"])
+            else:
+                idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+                c_b, d_b = c_tr[idx], d_tr[idx]
+            y = model(c_b, d_b, args.train_steps)
+            loss, _, _ = model.loss(c_b, d_b, y, args.penalty)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -179,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"structure_hash": s.digest(), "dataset": name, "dataset_sha256": file_sha256(args.dataset),
             "hidden": hidden, "gamma": args.gamma, "penalty": args.penalty, "lr": args.lr, "epochs": args.epochs,
             "batch_size": args.batch_size, "train_steps": args.train_steps, "test_steps": args.test_steps,
-            "test_gamma": test_gamma, "schedule": args.schedule, "follower_gradient": args.follower_gradient,
+            "test_gamma": test_gamma, "schedule": args.schedule, "fresh_draws": args.fresh_draws,
+            "follower_gradient": args.follower_gradient,
             "seed": args.seed, "train_seconds": time.perf_counter() - start, "torch": str(torch.__version__)}
     torch.save({"state_dict": model.mlp.state_dict(), "meta": meta}, out)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "history": history, "test_gamma_trials": trials},

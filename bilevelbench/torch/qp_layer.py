@@ -28,6 +28,14 @@ class IPMSettings:
 
     tol: float = 1e-9
     max_iter: int = 60
+    #: ``"raise"``: rows that did not converge raise :class:`SolverError`; ``"nan"``: they are returned as NaN
+    #: (``z``, multipliers and slacks) and the other rows are kept, for callers that can reject such points
+    #: (a line search that may step to a ``y`` whose lower level is infeasible).
+    on_failure: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in ("raise", "nan"):
+            raise UsageError(f"on_failure must be 'raise' or 'nan'; received {self.on_failure!r}")
     #: A constraint counts as active in the backward pass when ``lambda_i > active_ratio * s_i``.
     active_ratio: float = 1.0
 
@@ -69,7 +77,8 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
     Raises
     ------
     SolverError
-        If some rows did not converge in ``max_iter`` iterations (for example an infeasible row).
+        If some rows did not converge in ``max_iter`` iterations (for example an infeasible row), unless
+        ``settings.on_failure == "nan"``.
     """
     with torch.no_grad():
         B = q.shape[0]
@@ -121,7 +130,9 @@ def solve_qp_batch(H: torch.Tensor, F: torch.Tensor, q: torch.Tensor, b: torch.T
                 diverged |= blown
                 z[blown], s[blown], lam[blown] = 0.0, 1.0, 1.0
         bad = int(torch.sum(~done))
-        if bad:
+        if bad and settings.on_failure == "nan":
+            out_z[~done], out_lam[~done], out_s[~done] = float("nan"), float("nan"), float("nan")
+        elif bad:
             raise SolverError(f"batched QP: {bad} of {B} rows did not converge to an optimal point in "
                               f"{settings.max_iter} interior-point iterations (infeasible lower level for those "
                               "rows?)")

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                          tuned["valid_violation"]))
     lines = [(f"# L2O training: backward pass through the follower ({args.dataset.name}, {args.epochs} epochs, "
              f"seed {args.seed})"), "",
-             (f"`python benchmarks/compare_l2o_backward.py --dataset {args.dataset} --epochs {args.epochs}` on "
+             (f"`python benchmarks/compare_l2o_backward.py --dataset {args.dataset} --epochs {args.epochs}"
+             + (f' --extra "{args.extra}"' if args.extra else "") + "` on "
              f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread."), "",
              ("| backward | train s | ms/step | valid gap | paper gap | violation | tuned step | gap (tuned) | "
              "violation (tuned) |"), "|---|---|---|---|---|---|---|---|---|"]

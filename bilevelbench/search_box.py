@@ -20,6 +20,24 @@ from bilevelbench.families.bqp import BQPStructure
 logger = logging.getLogger(__name__)
 
 
+def certified_labels(split: InstanceSet | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(params (P, m + n) as [c, d], y (P, m))`` of the instances of ``split`` with a certified, finite label.
+
+    None when the split is missing or empty, has no labels (unlabelled or withheld), or none is certified.
+    """
+    if split is None or len(split) == 0:
+        return None
+    labels = split.labels
+    if "y" not in labels or "status" not in labels:
+        return None
+    y = np.asarray(labels["y"], dtype=float)
+    usable = np.isin(np.asarray(labels["status"]).astype(str), SOLUTION_STATUSES) & np.all(np.isfinite(y), axis=1)
+    if not np.any(usable):
+        return None
+    params = np.hstack([np.asarray(split.params["c"], dtype=float), np.asarray(split.params["d"], dtype=float)])
+    return params[usable], y[usable]
+
+
 def label_box(split: InstanceSet | None, margin: float) -> tuple[np.ndarray, np.ndarray] | None:
     """Range of the certified labels' ``y`` in ``split``, widened by ``margin`` times the range on each side.
 
@@ -35,16 +53,11 @@ def label_box(split: InstanceSet | None, margin: float) -> tuple[np.ndarray, np.
     tuple of numpy.ndarray or None
         ``(lower, upper)``, or None when the split has no certified label.
     """
-    if split is None or len(split) == 0:
+    certified = certified_labels(split)
+    if certified is None:
         return None
-    labels = split.labels
-    if "y" not in labels or "status" not in labels:
-        return None
-    y = np.asarray(labels["y"], dtype=float)
-    usable = np.isin(np.asarray(labels["status"]).astype(str), SOLUTION_STATUSES) & np.all(np.isfinite(y), axis=1)
-    if not np.any(usable):
-        return None
-    lo, hi = y[usable].min(axis=0), y[usable].max(axis=0)
+    y = certified[1]
+    lo, hi = y.min(axis=0), y.max(axis=0)
     pad = margin * np.maximum(hi - lo, 1.0)
     return lo - pad, hi + pad
 

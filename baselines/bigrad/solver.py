@@ -30,8 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bilevelbench.certify.label import SOLUTION_STATUSES
-from bilevelbench.search_box import readable_splits, search_box
+from bilevelbench.search_box import certified_labels, readable_splits, search_box
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base
 from bilevelbench.torch.bigrad import BiGradFollower
@@ -42,14 +41,9 @@ from bilevelbench.torch.qp_layer import IPMSettings
 def labelled_neighbours(splits) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(params (P, m + n), y (P, m))`` of the certified instances of the first labelled split, or None."""
     for _name, split in splits:
-        labels = split.labels
-        if "y" not in labels or "status" not in labels:
-            continue
-        y = np.asarray(labels["y"], dtype=float)
-        usable = np.isin(np.asarray(labels["status"]).astype(str), SOLUTION_STATUSES) & np.isfinite(y).all(1)
-        if usable.any():
-            params = np.hstack([split.params["c"], split.params["d"]])[usable]
-            return torch.from_numpy(params), torch.from_numpy(y[usable])
+        certified = certified_labels(split)
+        if certified is not None:
+            return torch.from_numpy(certified[0]), torch.from_numpy(certified[1])
     return None
 
 
@@ -84,12 +78,12 @@ class Solver(_Base):
         # a trial step may reach a y whose lower level is infeasible: such rows come back as NaN and are rejected
         self.follower = BiGradFollower(spec.structure, IPMSettings(on_failure="nan"))
         self.L = torch.linalg.cholesky(self.problem.Q)
-        (lo, hi), self.box_source = search_box(spec.structure, readable_splits(spec.split, train_set),
-                                               self.box_margin)
+        splits = readable_splits(spec.split, train_set)
+        (lo, hi), self.box_source = search_box(spec.structure, splits, self.box_margin)
         rng = np.random.default_rng(self.seed)
         draws = lo + (hi - lo) * rng.random((max(self.starts, 1) - 1, spec.structure.m))
         self.start_points = torch.from_numpy(np.vstack([np.zeros(spec.structure.m), draws]))
-        self.neighbours = labelled_neighbours(readable_splits(spec.split, train_set)) if self.from_neighbours else None
+        self.neighbours = labelled_neighbours(splits) if self.from_neighbours else None
 
     def _terms(self, c, d, w):
         """Upper objective and squared coupling violation per row; +inf where ``y`` is not finite or the

@@ -65,6 +65,7 @@ def test_more_starts_never_end_worse(small_set):
         solver.setup(spec, ds.split("train"))
         assert solver.start_points.shape == (starts, ds.structure.m)
         assert "labels of the train split" in solver.box_source
+        np.testing.assert_array_equal(solver.neighbours[1].numpy(), ds.split("train").labels["y"])   # all certified
         y = torch.from_numpy(solver.solve(test.params).y)
         c, d = torch.tensor(test.params["c"]), torch.tensor(test.params["d"])
         values[starts] = solver.problem.penalized(c, d, y, solver.follower(y), 1e5)[0]

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             report = json.loads(out.with_suffix(".json").read_text())
             meta, last = report["meta"], report["history"][-1]
             tuned = next(t for t in report["test_gamma_trials"] if t["gamma"] == meta["test_gamma"])
-            steps = args.epochs * (n_train // meta["batch_size"])
+            steps = args.epochs * (meta.get("fresh_draws") or n_train // meta["batch_size"])
             rows.append((gradient, meta["train_seconds"], 1000 * meta["train_seconds"] / steps, last["valid_gap"],
                          last["valid_paper_gap"], last["valid_violation"], meta["test_gamma"], tuned["valid_gap"],
                          tuned["valid_violation"]))

@@ -186,11 +186,11 @@ class _QPFunction(torch.autograd.Function):
         z, lam, s = solve_qp_batch(H, F, q, b, settings, active_guess)
         active = (lam > settings.active_ratio * s) | ((s <= 0) & (lam > 0))
         ctx.save_for_backward(H, F, active)
-        ctx.mark_non_differentiable(lam)
-        return z, lam
+        ctx.mark_non_differentiable(lam, active)
+        return z, lam, active
 
     @staticmethod
-    def backward(ctx, grad_z, grad_lam):
+    def backward(ctx, grad_z, grad_lam, grad_active):
         H, F, active = ctx.saved_tensors
         B, n = grad_z.shape
         p = F.shape[0]
@@ -253,10 +253,9 @@ class BatchedQP(torch.nn.Module):
             raise UsageError("q and b must be finite; received NaN or inf")
         q, b = q.to(torch.float64), b.to(torch.float64)
         guess = self._last_active if self.warm_start else None
-        z, lam = _QPFunction.apply(q, b, self.H, self.F, self.settings, guess)
+        z, lam, active = _QPFunction.apply(q, b, self.H, self.F, self.settings, guess)
         if self.warm_start:
-            with torch.no_grad():
-                self._last_active = lam > self.settings.active_ratio * (b - z @ self.F.T)
+            self._last_active = active       # the forward pass's active sets: the next call's guess
         return z, lam
 
 

@@ -57,8 +57,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                     "when every instance is done; Ctrl-C leaves nothing behind.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     p.add_argument("family", metavar="FAMILY|SPEC.toml",
-                   help="problem family (bqp = bilevel quadratic program, Kotary et al., eqs. 11-12), or a "
-                        "dataset spec file such as datasets/bqp-9x6.toml that fixes size, seed and split counts")
+                   help="problem family: bqp (bilevel quadratic program, Kotary et al., eqs. 11-12), "
+                        "mimpc-robot or mimpc-tank (mixed-integer MPC, Le et al., appendix B); or a dataset spec "
+                        "file such as datasets/bqp-9x6.toml that fixes size, seed and split counts")
     p.add_argument("--size", default=None, metavar="MxN",
                    help="M upper-level and N lower-level variables, e.g. 3x2, 6x4, 9x6, 12x9, 20x15 "
                         "(required without a spec)")
@@ -71,12 +72,18 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     p.add_argument("--workers", type=int, default=1, metavar="K",
                    help="certify in K processes (SCIP is single-threaded; default 1)")
-    p.add_argument("--backend", choices=["auto", "scip", "gurobi"], default="scip",
-                   help="exact solver: scip (bundled, open source; default), gurobi (needs gurobipy and a "
-                        "license that takes the model), auto (gurobi when it can, else scip)")
-    p.add_argument("--time-limit", type=float, default=120.0, metavar="SEC",
+    p.add_argument("--backend", choices=["auto", "scip", "gurobi"], default=None,
+                   help="exact solver: scip (bundled, open source), gurobi (needs gurobipy and a license that "
+                        "takes the model), auto (gurobi when it can, else scip). Default: scip for bqp, auto for "
+                        "the mimpc families (their labels are re-checked by HiGHS either way)")
+    p.add_argument("--closed-loop-episodes", type=int, default=None, metavar="E",
+                   help="mimpc: run the exact MPC in closed loop from the first E test instances and store the "
+                        "episodes as references for evaluate --closed-loop (default 0)")
+    p.add_argument("--closed-loop-steps", type=int, default=None, metavar="T",
+                   help="mimpc: steps per reference episode (default 20)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SEC",
                    help="seconds per instance; an unfinished solve is stored as best_known with its gap "
-                        "(default 120)")
+                        "(default 120 for bqp, 600 for mimpc)")
     p.add_argument("--label-train", action=argparse.BooleanOptionalAction, default=None,
                    help="certify the train split too (default); --no-label-train stores it unlabeled, "
                         "enough for self-supervised methods")
@@ -104,17 +111,83 @@ def _sampling_from(args: argparse.Namespace) -> tuple[dict, str | None]:
             raise UsageError(f"{flags} cannot be combined with a spec file; the spec fixes the data set")
         spec = load_spec(args.family)
         if spec.family != "bqp":
-            raise UsageError(f"spec {args.family!r} has family {spec.family!r}; this bilevelbench generates: bqp")
+            raise UsageError(f"spec {args.family!r} has family {spec.family!r}; expected bqp or "
+                             f"{', '.join(MIQP_FAMILIES)}")
         values = {key: getattr(spec, key) for key in SAMPLING_ARGS}
         return values, spec.name
     if args.family != "bqp":
-        raise UsageError(f"unknown family {args.family!r}; expected bqp or a dataset spec file (*.toml)")
+        raise UsageError(f"unknown family {args.family!r}; expected bqp, {', '.join(MIQP_FAMILIES)} or a dataset "
+                         "spec file (*.toml)")
     if args.size is None:
         raise UsageError("--size is required (or give a dataset spec file instead of the family)")
     return {**SAMPLING_ARGS, **given}, None
 
 
+MIQP_FAMILIES = ("mimpc-robot", "mimpc-tank")
+
+
+def _run_generate_miqp(args: argparse.Namespace) -> int:
+    from bilevelbench.certify.miqp import MIQPCertifierSettings
+    from bilevelbench.data.instance_set import InstanceSet
+    from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
+
+    values = {"n_train": 0, "n_valid": 0, "n_test": 100, "seed": 0, "closed_loop_episodes": 0,
+              "closed_loop_steps": 20, "time_limit": 600.0}
+    name, family = None, args.family
+    flags = {"n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test, "seed": args.seed,
+             "closed_loop_episodes": args.closed_loop_episodes, "closed_loop_steps": args.closed_loop_steps}
+    given = {k: v for k, v in flags.items() if v is not None}
+    for flag in ("size", "upper_constraints", "lower_constraints", "lower_ridge", "label_train"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} applies to bqp only, not to {family}")
+    if family.endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        if given:
+            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} cannot be combined with a "
+                             "spec file; the spec fixes the data set")
+        spec = load_spec(family)
+        family, name = spec.family, spec.name
+        values.update({k: getattr(spec, k) for k in ("n_train", "n_valid", "n_test", "seed",
+                                                     "closed_loop_episodes", "closed_loop_steps")})
+        if spec.time_limit is not None:
+            values["time_limit"] = spec.time_limit
+    values.update(given)
+    if args.time_limit is not None:
+        values["time_limit"] = args.time_limit
+    if not values["time_limit"] > 0:
+        raise UsageError(f"--time-limit must be positive, got {values['time_limit']}")
+    request = MIQPRequest(family=family, n_train=values["n_train"], n_valid=values["n_valid"],
+                          n_test=values["n_test"], seed=values["seed"],
+                          closed_loop_episodes=values["closed_loop_episodes"],
+                          closed_loop_steps=values["closed_loop_steps"] if values["closed_loop_episodes"] else 0)
+    settings = MIQPCertifierSettings(backend=args.backend or "auto", time_limit=values["time_limit"])
+    out = generate_miqp(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
+                        progress=_progress_factory(not args.quiet, f"certify {family}"), name=name)
+    ds = InstanceSet.open(out)
+    split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
+    print(f"wrote {out}: {split_sizes}; labels: {counts}")
+    return 0
+
+
+def _is_miqp_request(family: str) -> bool:
+    if family in MIQP_FAMILIES:
+        return True
+    if family.endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        return load_spec(family).family in MIQP_FAMILIES
+    return False
+
+
 def _run_generate(args: argparse.Namespace) -> int:
+    if _is_miqp_request(args.family):
+        return _run_generate_miqp(args)
+    if args.closed_loop_episodes is not None or args.closed_loop_steps is not None:
+        raise UsageError("--closed-loop-episodes and --closed-loop-steps apply to the mimpc families only")
+    args.backend = args.backend or "scip"
+    args.time_limit = 120.0 if args.time_limit is None else args.time_limit
     from bilevelbench.certify import CertifierSettings
     from bilevelbench.families.bqp import parse_size
     from bilevelbench.generate import BQPRequest, generate_bqp

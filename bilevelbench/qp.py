@@ -188,3 +188,56 @@ def solve_convex_qp(
     if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
         return QPResult("unbounded", nan_x, np.full(k, np.nan), np.nan)
     return QPResult(f"error: {h.modelStatusToString(status)}", nan_x, np.full(k, np.nan), np.nan)
+
+
+def solve_milp(
+    c: np.ndarray,
+    A: np.ndarray,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    integer: np.ndarray,
+    time_limit: float = 60.0,
+) -> QPResult:
+    """Solve a mixed-integer linear program with HiGHS (``integer``: boolean mask of integer columns).
+
+    Used as an independent check (HiGHS proving that a model the MIQP solver called
+    infeasible has no integer-feasible point at all). ``row_dual`` is NaN.
+    """
+    c = np.asarray(c, dtype=float)
+    n = c.shape[0]
+    A = np.asarray(A, dtype=float).reshape(-1, n)
+    k = A.shape[0]
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = k
+    lp.col_cost_ = c
+    lp.col_lower_ = np.asarray(col_lower, dtype=float)
+    lp.col_upper_ = np.asarray(col_upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    a_csc = sp.csc_matrix(A)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = k
+    lp.a_matrix_.start_ = a_csc.indptr
+    lp.a_matrix_.index_ = a_csc.indices
+    lp.a_matrix_.value_ = a_csc.data
+    lp.integrality_ = [highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+                       for flag in np.asarray(integer, dtype=bool)]
+    h = _highs()
+    h.clearModel()
+    h.setOptionValue("time_limit", float(time_limit))
+    if h.passModel(lp) == highspy.HighsStatus.kError:
+        raise SolverError(f"HiGHS refused a MILP with {n} columns and {k} rows (inconsistent data)")
+    h.run()
+    status = h.getModelStatus()
+    nan_x = np.full(n, np.nan)
+    if status == highspy.HighsModelStatus.kOptimal:
+        sol = h.getSolution()
+        return QPResult("optimal", np.asarray(sol.col_value, dtype=float), np.full(k, np.nan),
+                        float(h.getInfo().objective_function_value))
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return QPResult("infeasible", nan_x, np.full(k, np.nan), np.nan)
+    return QPResult(f"error: {h.modelStatusToString(status)}", nan_x, np.full(k, np.nan), np.nan)

@@ -43,13 +43,16 @@ class InstanceSetData:
     labels: dict[str, np.ndarray]
     checks: dict[str, np.ndarray]
     splits: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Optional ``/closed_loop`` group (reference episodes of the exact MPC; mixed-integer families only).
+    closed_loop: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_instances(self) -> int:
         return int(next(iter(self.params.values())).shape[0])
 
 
-JSON_ATTRS = ("certifier_settings", "package_versions", "sampling", "backend_versions", "spec", "paper_convention")
+JSON_ATTRS = ("certifier_settings", "package_versions", "sampling", "backend_versions", "spec", "paper_convention",
+              "miqp")
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
@@ -108,6 +111,10 @@ def write_instance_set(path: Path | str, data: InstanceSetData, overwrite: bool 
         checks = f["labels"].create_group("checks", track_order=True)
         for key, value in data.checks.items():
             _create(checks, key, value)
+        if data.closed_loop:
+            group = f.create_group("closed_loop", track_order=True)
+            for key, value in data.closed_loop.items():
+                _create(group, key, value)
     return path
 
 
@@ -172,7 +179,8 @@ def read_instance_set(path: Path | str) -> InstanceSetData:
             checks = _read_group(f["labels"]["checks"]) if "checks" in f["labels"] else {}
             data = InstanceSetData(attrs=attrs, structure=_read_group(f["structure"]),
                                    params=_read_group(f["params"]), labels=labels, checks=checks,
-                                   splits=_read_group(f["splits"]))
+                                   splits=_read_group(f["splits"]),
+                                   closed_loop=_read_group(f["closed_loop"]) if "closed_loop" in f else {})
     except SchemaError:
         raise
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:

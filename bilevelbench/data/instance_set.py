@@ -21,6 +21,12 @@ import numpy as np
 from bilevelbench.data.hdf5 import SPLITS, InstanceSetData, decode_strings, read_instance_set
 from bilevelbench.errors import MissingDataError, SchemaError, UsageError
 from bilevelbench.families.bqp import STRUCTURE_KEYS, BQPStructure
+from bilevelbench.families.miqp import MIQPStructure
+
+#: Families this bilevelbench reads.
+FAMILIES = ("bqp", "mimpc-robot", "mimpc-tank")
+#: Splits in the order they are listed (``infeasible``: certified-infeasible draws of the mixed-integer families).
+ALL_SPLITS = (*SPLITS, "infeasible")
 
 STRING_LABELS = ("status", "reason", "backend")
 
@@ -46,7 +52,7 @@ class InstanceSet:
         self._indices = np.arange(data.n_instances) if indices is None else np.asarray(indices, dtype=np.int64)
         self.path = path
         self.split_name = split_name
-        self._structure: BQPStructure | None = None
+        self._structure: BQPStructure | MIQPStructure | None = None
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -64,9 +70,9 @@ class InstanceSet:
         path = Path(path)
         data = read_instance_set(path)
         ds = cls(data, path=path)
-        if data.attrs.get("family") != "bqp":
+        if data.attrs.get("family") not in FAMILIES:
             raise SchemaError(f"{str(path)!r} holds family {data.attrs.get('family')!r}; "
-                              "this bilevelbench reads: bqp")
+                              f"this bilevelbench reads: {', '.join(FAMILIES)}")
         recorded = data.attrs["structure_hash"]
         try:
             actual = ds.structure.digest()
@@ -88,16 +94,29 @@ class InstanceSet:
         return str(self._data.attrs["family"])
 
     @property
-    def structure(self) -> BQPStructure:
+    def is_miqp(self) -> bool:
+        """Whether this is a mixed-integer family (decision ``x``, parameters ``theta``)."""
+        return self.family != "bqp"
+
+    @property
+    def structure(self) -> BQPStructure | MIQPStructure:
         """The problem structure shared by every instance."""
         if self._structure is None:
-            arrays = {key: self._data.structure[key] for key in STRUCTURE_KEYS}
-            self._structure = BQPStructure(**arrays)
+            if self.is_miqp:
+                self._structure = _miqp_structure(self._data)
+            else:
+                arrays = {key: self._data.structure[key] for key in STRUCTURE_KEYS}
+                self._structure = BQPStructure(**arrays)
         return self._structure
 
     @property
+    def closed_loop(self) -> dict[str, np.ndarray]:
+        """Reference episodes of the exact MPC (``/closed_loop``); empty when the file has none."""
+        return dict(self._data.closed_loop)
+
+    @property
     def split_names(self) -> list[str]:
-        return [name for name in SPLITS if name in self._data.splits]
+        return [name for name in ALL_SPLITS if name in self._data.splits]
 
     @property
     def indices(self) -> np.ndarray:
@@ -167,11 +186,13 @@ class InstanceSet:
         """How many labels have each status."""
         return dict(Counter(str(s) for s in self.labels["status"]))
 
-    def batches(self, batch_size: int = 256, label_fields: tuple[str, ...] = ("y", "z", "objective"),
+    def batches(self, batch_size: int = 256, label_fields: tuple[str, ...] | None = None,
                 ) -> Iterator[dict[str, np.ndarray]]:
         """Yield dicts of numpy arrays (parameters and the requested label fields) in file order."""
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        if label_fields is None:
+            label_fields = ("x", "objective") if self.is_miqp else ("y", "z", "objective")
         missing = [f for f in label_fields if f not in self._data.labels]
         if missing:
             raise UsageError(f"unknown label field(s) {missing}; available: {sorted(self._data.labels)}")
@@ -192,3 +213,16 @@ class InstanceSet:
         where = f" {self.split_name!r}" if self.split_name else ""
         return (f"<InstanceSet{where} family={self.family} size={self.structure.size} "
                 f"instances={len(self)} path={str(self.path)!r}>")
+
+
+def _miqp_structure(data: InstanceSetData) -> MIQPStructure:
+    from bilevelbench.families.miqp import STRUCTURE_KEYS as MIQP_KEYS
+
+    meta = data.attrs.get("miqp")
+    if not isinstance(meta, dict):
+        raise SchemaError("a mixed-integer instance set needs the root attribute 'miqp' (class and decision names)")
+    arrays = {key: data.structure[key] for key in MIQP_KEYS}
+    arrays["c0"] = float(np.asarray(arrays["c0"]).reshape(()))
+    extra = {key: np.asarray(value, dtype=float) for key, value in meta.get("extra", {}).items()}
+    return MIQPStructure(**arrays, class_names=tuple(meta["class_names"]),
+                         decision_names=tuple(meta.get("decision_names", ())), extra=extra)

@@ -4,7 +4,7 @@ Example (``datasets/bqp-9x6.toml``)::
 
     name = "bqp-9x6"
     family = "bqp"
-    size = "9x6"
+    size = "9x6"                # bqp only
     seed = 1
     n_train = 10000
     n_valid = 200
@@ -24,11 +24,12 @@ from pathlib import Path
 
 from bilevelbench.errors import MissingDataError, SchemaError
 
-REQUIRED = ("name", "family", "size", "seed", "n_train", "n_valid", "n_test")
-OPTIONAL = ("label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description")
+REQUIRED = ("name", "family", "seed", "n_train", "n_valid", "n_test")
+OPTIONAL = ("size", "label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description",
+            "closed_loop_episodes", "closed_loop_steps", "time_limit")
 TYPES = {"name": str, "family": str, "size": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
          "label_train": bool, "upper_constraints": int, "lower_constraints": int, "lower_ridge": float,
-         "description": str}
+         "description": str, "closed_loop_episodes": int, "closed_loop_steps": int, "time_limit": float}
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,19 @@ class DatasetSpec:
 
     name: str
     family: str
-    size: str
     seed: int
     n_train: int
     n_valid: int
     n_test: int
+    size: str | None = None
     label_train: bool = True
     upper_constraints: int | None = None
     lower_constraints: int | None = None
     lower_ridge: float = 0.1
     description: str = ""
+    closed_loop_episodes: int = 0
+    closed_loop_steps: int = 0
+    time_limit: float | None = None
 
 
 def load_spec(path: Path | str) -> DatasetSpec:
@@ -77,4 +81,6 @@ def load_spec(path: Path | str) -> DatasetSpec:
             isinstance(value, expected) and (expected is bool or not isinstance(value, bool)))
         if not ok:
             raise SchemaError(f"{str(path)!r}: {key} = {value!r}; expected {expected.__name__}")
+    if data["family"] == "bqp" and "size" not in data:
+        raise SchemaError(f"{str(path)!r}: a bqp spec needs size = \"MxN\"")
     return DatasetSpec(**data)

@@ -39,6 +39,34 @@ def _summary(record: dict) -> str:
     m, d, s = record["metrics"], record["dataset"], record["solver"]
     lines = [f"{record['mode']} {s['name']} {s['version']} on {d['name']} ({d['split']}, {d['n_instances']} "
              f"instances): {record['status']}" + (f" ({record['status_reason']})" if record["status_reason"] else "")]
+    if record["mode"] == "closed_loop" and m:
+        lines += [
+            (f"  cost       closed-loop cost / exact MPC's: mean {_fmt(m.get('cost_ratio_mean'), '.4f')}  median "
+             f"{_fmt(m.get('cost_ratio_median'), '.4f')} over {m['episodes']} episodes of {m['steps']} steps "
+             f"({m['reference_episodes_complete']} with a complete exact reference)"),
+            (f"  episodes   completed {100 * (m['completed_rate'] or 0):.1f}%, without any violation "
+             f"{100 * (m['violation_free_rate'] or 0):.1f}%"),
+            ("  per episode " + ", ".join(f"{flag.replace('_', ' ')} {_fmt(m.get(flag + '_steps_per_episode'), '.2f')}"
+                                          for flag in ("state_violation", "input_violation", "integer_violation",
+                                                       "safety_violation", "collision")) + " steps"),
+            (f"  latency    per step median {_fmt(m.get('latency_ms_median'), '.3f')} ms  p95 "
+             f"{_fmt(m.get('latency_ms_p95'), '.3f')} ms"),
+        ]
+        return "\n".join(lines)
+    if m and m.get("integer_violation_rate") is not None:
+        lines += [
+            (f"  gap        mean {_fmt(m['gap_mean'])}  median {_fmt(m['gap_median'])}  max {_fmt(m['gap_max'])}"
+             f"  (feasible only: mean {_fmt(m.get('gap_mean_feasible'))})   paper convention |f-f*|/(100+|f*|): "
+             f"mean {_fmt(m.get('paper_gap_mean'))}"),
+            (f"  violated   integer-only constraints {100 * m['integer_violation_rate']:.1f}%, continuous "
+             f"constraints {100 * m['continuous_violation_rate']:.1f}%; feasible {m['n_feasible']}/"
+             f"{m['n_instances']} at tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, "
+             f"failed {m['n_failed']}"),
+            f"  latency    median {_fmt(m.get('latency_ms_median'), '.3f')} ms  p95 "
+            f"{_fmt(m.get('latency_ms_p95'), '.3f')} ms  throughput {_fmt(m.get('throughput_per_s'), '.1f')}/s  "
+            f"speedup vs exact {_fmt(m.get('speedup_vs_exact'), '.2f')}x",
+        ]
+        return "\n".join(lines)
     if m:
         paper = (f"   paper convention (+offset): mean {_fmt(m.get('paper_gap_mean'))}"
                  if m.get("paper_gap_mean") is not None else "")
@@ -105,7 +133,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         epilog="example:\n  bilevelbench evaluate --dataset bqp-3x2.h5 --solver baselines/exact --out r.json")
     p.add_argument("--dataset", type=Path, required=True, metavar="FILE", help="certified HDF5 instance set")
     p.add_argument("--solver", required=True, metavar="SPEC", help=SOLVER_HELP)
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split to solve (test)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test", "infeasible"],
+                   help="split to solve (test); 'infeasible' (mimpc): certified-infeasible draws, where any answer "
+                        "is scored for its violations")
+    p.add_argument("--closed-loop", type=int, default=None, metavar="STEPS",
+                   help="mimpc: run the solver as a receding-horizon policy for STEPS steps from the data set's "
+                        "reference starts (first test instances) and compare cumulative cost, violations, "
+                        "collisions and per-step latency with the exact MPC's stored episodes")
+    p.add_argument("--episodes", type=int, default=None, metavar="E",
+                   help="with --closed-loop: run only the first E episodes (default: all stored)")
     p.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the results record here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed warm-up solves (default 3)")
@@ -140,9 +176,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     for name in ("warmup", "batch_size", "exact_instances", "memory_mb"):
         _positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
-    for name in ("threads", "limit", "setup_timeout", "solve_timeout"):
+    for name in ("threads", "limit", "setup_timeout", "solve_timeout", "closed_loop", "episodes"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     _check_out(args.out, args.overwrite)
+    if args.closed_loop is not None:
+        return _run_closed_loop(args)
+    if args.episodes is not None:
+        raise UsageError("--episodes applies to --closed-loop runs only")
     protocol = Protocol(warmup=args.warmup, batch_size=args.batch_size, threads=args.threads,
                         exact_instances=args.exact_instances, limit=args.limit)
     limits = Limits(setup_timeout=args.setup_timeout, solve_timeout=args.solve_timeout, memory_mb=args.memory_mb)
@@ -158,6 +198,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         for b in (bar, ebar):
             if b is not None:
                 b.close()
+    return _finish(record, args)
+
+
+def _run_closed_loop(args: argparse.Namespace) -> int:
+    from bilevelbench.data.instance_set import InstanceSet
+    from bilevelbench.evaluate.evaluator import closed_loop_plan, evaluate_closed_loop
+
+    if args.split != "test":
+        raise UsageError("--closed-loop starts from test instances; drop --split")
+    plan, _ = closed_loop_plan(InstanceSet.open(args.dataset), args.closed_loop, args.episodes)
+    limits = Limits(setup_timeout=args.setup_timeout, solve_timeout=args.solve_timeout, memory_mb=args.memory_mb)
+    bar, progress = _progress(args, len(plan["episodes"]), "episodes")
+    try:
+        record = evaluate_closed_loop(args.dataset, args.solver, args.closed_loop, args.episodes, limits,
+                                      args.threads, _command_line(), progress)
+    finally:
+        if bar is not None:
+            bar.close()
     return _finish(record, args)
 
 

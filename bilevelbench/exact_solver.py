@@ -18,14 +18,18 @@ from bilevelbench.solvers import Prediction, Solver, TaskSpec
 
 
 class ExactSolver(Solver):
-    """KKT reformulation with SOS1 complementarity solved to optimality by SCIP (open source).
+    """The families' exact solvers behind the contract.
 
-    Instances the certifier cannot solve (time limit, numerical failure) get NaN
-    rows, which the evaluator records as failures.
+    ``bqp``: KKT reformulation with SOS1 complementarity solved to optimality by SCIP.
+    ``mimpc-*``: the MIQP itself, by the label certifier's backend (SCIP, or Gurobi where
+    installed and its license takes the model), with the same checks as the labels.
+    Instances the solver cannot finish (time limit, numerical failure, infeasible)
+    get NaN rows, which the evaluator records as failures.
     """
 
     name = "exact"
-    description = "KKT reformulation, SOS1 complementarity, provably valid bounds; SCIP branch-and-bound"
+    description = ("bqp: SOS1 KKT-MIP with provably valid bounds (SCIP); mimpc: the MIQP to gap 1e-6 "
+                   "(SCIP or Gurobi), integers fixed and re-solved by HiGHS")
     backend = "scip"
     time_limit = 120.0
 
@@ -34,17 +38,42 @@ class ExactSolver(Solver):
 
         self.version = f"{bilevelbench.__version__} ({backend_version(self.backend)})"
         self._certifier: Certifier | None = None
+        self._miqp = None
 
     def skip(self, spec: TaskSpec) -> tuple[bool, str | None]:
-        if spec.family != "bqp":
-            return True, f"the exact BQP solver does not handle family {spec.family!r}"
+        if spec.family not in ("bqp", "mimpc-robot", "mimpc-tank"):
+            return True, f"the exact solver does not handle family {spec.family!r}"
         return False, None
 
     def setup(self, spec: TaskSpec, train_set) -> None:
+        if spec.family != "bqp":
+            from bilevelbench.certify.miqp import MIQPCertifierSettings, choose_backend
+
+            settings = MIQPCertifierSettings(time_limit=self.time_limit)
+            backend = choose_backend(spec.structure, settings.backend)
+            self._miqp = (spec.structure, settings, backend)
+            import bilevelbench
+
+            self.version = f"{bilevelbench.__version__} ({backend_version(backend)})"
+            return
         self._certifier = Certifier(spec.structure, CertifierSettings(backend=self.backend,
                                                                       time_limit=self.time_limit))
 
+    def _solve_miqp(self, theta: np.ndarray) -> Prediction:
+        from bilevelbench.certify.miqp import certify_miqp
+
+        s, settings, backend = self._miqp
+        theta = np.atleast_2d(theta)
+        x = np.full((theta.shape[0], s.n), np.nan)
+        for k in range(theta.shape[0]):
+            label = certify_miqp(s, theta[k], settings, backend)
+            if label.status in SOLUTION_STATUSES:
+                x[k] = label.x
+        return Prediction(y=x)
+
     def solve(self, params: Mapping[str, np.ndarray]) -> Prediction:
+        if self._miqp is not None:
+            return self._solve_miqp(params["theta"])
         cert = self._certifier
         c, d = np.atleast_2d(params["c"]), np.atleast_2d(params["d"])
         y = np.full((c.shape[0], cert.s.m), np.nan)

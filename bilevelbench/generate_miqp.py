@@ -91,10 +91,17 @@ class MIQPRequest:
         return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
 
 
-def draws_for(request: MIQPRequest, split_k: int, count: int) -> np.ndarray:
-    """The first ``count`` parameter draws of split ``k`` (a prefix of one fixed stream)."""
+def max_draws(request: MIQPRequest, split_k: int) -> int:
+    """How many draws split ``k`` may use: ``ceil(max_draws_factor * count) + 10``."""
+    want = request.split_counts()[SPLITS[split_k]]
+    return int(np.ceil(want * request.max_draws_factor)) + 10 if want else 0
+
+
+def draws_for(request: MIQPRequest, split_k: int) -> np.ndarray:
+    """All candidate parameter draws of split ``k`` (one block of :func:`max_draws`, always the same block:
+    the samplers draw whole arrays, so a block's rows depend on its length)."""
     rng = np.random.default_rng(np.random.SeedSequence(request.seed, spawn_key=(1, split_k)))
-    return mimpc.sample_theta(request.family, rng, count)
+    return mimpc.sample_theta(request.family, rng, max_draws(request, split_k))
 
 
 # -- the resumable journal -----------------------------------------------------------------
@@ -239,14 +246,14 @@ def _label_splits(request, s, settings, backend, workers, journal, progress) -> 
             want = request.split_counts()[split]
             if want == 0:
                 continue
-            max_draws = int(np.ceil(want * request.max_draws_factor)) + 10
-            thetas = draws_for(request, k, max_draws)
+            limit = max_draws(request, k)
+            thetas = draws_for(request, k)
             certified, draw = 0, 0
             while certified < want:
-                if draw >= max_draws:
-                    raise UsageError(f"{split}: only {certified} of {want} draws certified within {max_draws} "
+                if draw >= limit:
+                    raise UsageError(f"{split}: only {certified} of {want} draws certified within {limit} "
                                      "draws; the family's sampler yields too many infeasible or failed instances")
-                batch = list(range(draw, min(max_draws, draw + max(2 * workers, want - certified))))
+                batch = list(range(draw, min(limit, draw + max(2 * workers, min(want - certified, 200)))))
                 todo = [(split, i, thetas[i]) for i in batch if (split, i) not in journal.done]
                 _run_pool(_label_task, todo, workers, request.family, settings, backend,
                           lambda r: journal.add(r[0], r[1], r[2]))
@@ -281,7 +288,7 @@ def _closed_loop(request, s, settings, backend, workers, journal, chosen, progre
     if request.closed_loop_episodes == 0:
         return {}
     starts = _episode_starts(request, journal, chosen)
-    thetas = draws_for(request, 2, max(i for _, i in starts) + 1)
+    thetas = draws_for(request, 2)
     tasks = []
     for e, (position, i) in enumerate(starts):
         if e in journal.episodes:
@@ -305,8 +312,7 @@ def _closed_loop(request, s, settings, backend, workers, journal, chosen, progre
 
 def _assemble(request, s, settings, backend, chosen, journal, episodes, name) -> InstanceSetData:
     order = [(split, k, i) for split in (*SPLITS, INFEASIBLE_SPLIT) for k, i in chosen[split]]
-    thetas = {k: draws_for(request, k, max([i for _, kk, i in order if kk == k], default=-1) + 1)
-              for k in range(3)}
+    thetas = {k: draws_for(request, k) for k in range(3)}
     params = {"theta": np.array([thetas[k][i] for _, k, i in order]).reshape(len(order), s.p)}
     labels_list = [journal.done[(SPLITS[k], i)] for _, k, i in order]
     keep = [lab.status in SOLUTION_STATUSES for lab in labels_list]

@@ -25,6 +25,7 @@ from bilevelbench.evaluate.provenance import file_sha256, provenance
 from bilevelbench.evaluate.records import build_record
 from bilevelbench.evaluate.sandbox import Limits, SandboxRun, WorkerConfig, run_in_sandbox
 from bilevelbench.evaluate.scoring import SplitScore, score_bqp
+from bilevelbench.evaluate.scoring_miqp import score_miqp
 from bilevelbench.solvers import check_spec_form
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,21 @@ def align(pred: PredictionSet, n: int, m: int, nz: int) -> tuple[np.ndarray, np.
     return y, z, answered
 
 
+def decision_dims(ds: InstanceSet) -> tuple[int, int]:
+    """``(y_dim, z_dim)`` of submissions: ``(m, n)`` for bqp, ``(n, 0)`` for the mixed-integer families."""
+    s = ds.structure
+    return (s.n, 0) if ds.is_miqp else (s.m, s.n)
+
+
+def score_split(ds: InstanceSet, params: dict, labels: dict, y: np.ndarray, answered: np.ndarray,
+                reasons: dict[int, str], z: np.ndarray | None = None,
+                progress: Progress | None = None) -> SplitScore:
+    """Score one split with its family's scorer (one entry point for files and live runs)."""
+    if ds.is_miqp:
+        return score_miqp(ds.structure, params, labels, y, answered, reasons, paper_offset(ds), progress)
+    return score_bqp(ds.structure, params, labels, y, answered, reasons, z, paper_offset(ds), progress)
+
+
 def _protocol_common() -> dict:
     return {"feasibility_tolerance": metrics.FEASIBILITY_TOL, "gap_floor": metrics.GAP_FLOOR,
             "follower_response": "recomputed by the evaluator with HiGHS; submitted z is never scored",
@@ -108,16 +124,16 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
     dataset = Path(dataset)
     ds = InstanceSet.open(dataset)
     sha = file_sha256(dataset)
-    s = ds.structure
+    dy, dz = decision_dims(ds)
     # Read attributes first to learn the split, then validate against its size.
     probe_split = split or "test"
     part = ds.split(probe_split)
-    pred = read_predictions(predictions, s.m, s.n, len(part))
+    pred = read_predictions(predictions, dy, dz, len(part))
     file_split = pred.attrs.get("split")
     if split is None and file_split and file_split != probe_split:
         part = ds.split(file_split)
         probe_split = file_split
-        pred = read_predictions(predictions, s.m, s.n, len(part))
+        pred = read_predictions(predictions, dy, dz, len(part))
     elif split is not None and file_split and file_split != split:
         raise UsageError(f"predictions file says split {file_split!r} but --split {split!r} was given")
     claimed = pred.attrs.get("dataset_sha256")
@@ -125,9 +141,9 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
         raise SubmissionError(f"predictions were made for a data set with sha256 {claimed[:12]}..., "
                               f"not {str(dataset)!r} ({sha[:12]}...)")
     n = len(part)
-    y, z, answered = align(pred, n, s.m, s.n)
+    y, z, answered = align(pred, n, dy, dz)
     start = time.perf_counter()
-    score = score_bqp(s, part.params, part.labels, y, answered, {}, z, paper_offset(ds), progress)
+    score = score_split(ds, part.params, part.labels, y, answered, {}, z, progress)
     scoring_s = time.perf_counter() - start
     solver = {"name": pred.attrs.get("solver_name", "unnamed-solver"),
               "version": pred.attrs.get("solver_version", "0"), "spec": f"predictions:{Path(predictions).name}",
@@ -169,6 +185,7 @@ def redacted_copy(source: Path, split: str, target: Path) -> None:
         value[idx] = np.nan
         checks[key] = value
     data.labels, data.checks = labels, checks
+    data.closed_loop = {}  # the exact MPC's episodes start from test instances: their first steps are labels
     write_instance_set(target, data, overwrite=True)
 
 
@@ -286,20 +303,20 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     ds = InstanceSet.open(dataset)
     sha = file_sha256(dataset)
     part = ds.split(split)
-    s = ds.structure
+    dy, dz = decision_dims(ds)
     n = len(part) if protocol.limit is None else min(len(part), protocol.limit)
     if n == 0:
         raise UsageError(f"split {split!r} of {str(dataset)!r} has no instances to evaluate")
     name = str(ds.meta.get("name") or dataset.stem)
     with redacted_dataset(dataset, split) as redacted:
-        result = run_solver(redacted, name, solver, split, protocol, limits, n, s.m, s.n, progress,
+        result = run_solver(redacted, name, solver, split, protocol, limits, n, dy, dz, progress,
                             limit=protocol.limit)
         latency = metrics.aggregate(result.latency_ms)
         exact_median = None
         if protocol.exact_instances > 0 and latency["median"] is not None:
             k = min(n, protocol.exact_instances)
             exact = run_solver(redacted, name, EXACT_SOLVER_SPEC, split,
-                               Protocol(warmup=1, threads=protocol.threads), limits, k, s.m, s.n, exact_progress,
+                               Protocol(warmup=1, threads=protocol.threads), limits, k, dy, dz, exact_progress,
                                limit=k, batch_size=0)
             exact_median = metrics.aggregate(exact.latency_ms)["median"]
     run = result.run
@@ -316,8 +333,7 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
                             provenance=provenance(command),
                             status=("skipped", f"solver declined: {skip.get('reason', '')}"))
     start = time.perf_counter()
-    score: SplitScore = score_bqp(s, params, labels, result.y, result.answered, result.reasons, result.z,
-                                  paper_offset(ds))
+    score: SplitScore = score_split(ds, params, labels, result.y, result.answered, result.reasons, result.z)
     scoring_s = time.perf_counter() - start
     setup = run.first("setup") or {}
     done = run.first("latency_done") or {}
@@ -352,3 +368,182 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     if not np.any(score.scored) and stop:
         record["status_reason"] = stop
     return record
+
+
+# -- closed loop ----------------------------------------------------------------------------------
+def closed_loop_plan(ds: InstanceSet, steps: int, episodes: int | None = None) -> tuple[dict, dict]:
+    """The episodes to run (start ``theta`` and disturbance sequence each) and the stored references.
+
+    Raises
+    ------
+    UsageError
+        If the family has no closed loop, the file stores no reference episodes, or ``steps`` exceeds
+        the stored episodes' length.
+    """
+    from bilevelbench.closed_loop import episode_disturbances
+
+    if not ds.is_miqp:
+        raise UsageError(f"--closed-loop applies to the mixed-integer MPC families, not {ds.family!r}")
+    ref = ds.closed_loop
+    if not ref:
+        raise UsageError(f"{str(ds.path)!r} stores no closed-loop reference episodes; regenerate it with "
+                         "--closed-loop-episodes E --closed-loop-steps T")
+    stored = int(ref["stage_cost"].shape[1])
+    if not 1 <= steps <= stored:
+        raise UsageError(f"--closed-loop {steps}: expected 1..{stored} steps (the stored reference episodes "
+                         f"have {stored}; regenerate with --closed-loop-steps for longer ones)")
+    count = len(ref["start_index"]) if episodes is None else min(episodes, len(ref["start_index"]))
+    s = ds.structure
+    theta_all = ds._data.params["theta"]
+    H = int(s.extra["horizon"])
+    seed = int(ds.meta["seed"])
+    plan = []
+    for e in range(count):
+        pos = int(ref["start_index"][e])
+        dist = episode_disturbances(ds.family, s, theta_all[pos], stored, seed, pos)
+        plan.append({"theta0": theta_all[pos].tolist(), "disturbances": dist[: steps + H].tolist(),
+                     "index": pos})
+    return {"steps": steps, "episodes": plan}, {key: value[:count] for key, value in ref.items()}
+
+
+def score_closed_loop(ds: InstanceSet, plan: dict, reference: dict, decisions: list[list], latencies: list[list]
+                      ) -> tuple[dict, dict]:
+    """Re-simulate every episode from the submitted decisions and compare with the exact MPC's episodes.
+
+    Returns per-episode arrays and the headline metrics (see ``docs/metrics.md``, closed loop).
+    """
+    from bilevelbench.closed_loop import STEP_FLAGS, run_episode
+
+    s = ds.structure
+    steps = int(plan["steps"])
+    E = len(plan["episodes"])
+    per = {"cost": np.full(E, np.nan), "reference_cost": np.full(E, np.nan), "cost_ratio": np.full(E, np.nan),
+           "completed": np.zeros(E, bool), "steps_taken": np.zeros(E, np.int64),
+           **{f"{flag}_steps": np.zeros(E, np.int64) for flag in STEP_FLAGS}}
+    reasons = []
+    for e, episode in enumerate(plan["episodes"]):
+        queue = list(decisions[e]) if e < len(decisions) else []
+
+        def replay(theta, queue=queue):
+            return queue.pop(0) if queue else None
+
+        result = run_episode(ds.family, s, np.asarray(episode["theta0"]), steps, replay,
+                             np.asarray(episode["disturbances"]).reshape(-1, 2))
+        per["steps_taken"][e] = len(result.stage_cost)
+        per["completed"][e] = result.completed
+        for flag in STEP_FLAGS:
+            per[f"{flag}_steps"][e] = int(result.flags[flag].sum())
+        ref_ok = bool(reference["completed"][e]) or int(reference["steps_taken"][e]) >= steps
+        if ref_ok:
+            per["reference_cost"][e] = float(np.sum(reference["stage_cost"][e, :steps]))
+        if result.completed:
+            per["cost"][e] = float(result.stage_cost.sum())
+            if ref_ok:
+                per["cost_ratio"][e] = per["cost"][e] / max(per["reference_cost"][e], metrics.GAP_FLOOR)
+        else:
+            reasons.append({"instance": e, "reason": f"episode stopped: {result.reason}"})
+    lat = np.array([x for row in latencies for x in row], float) * 1e3
+    violated = np.zeros(E, bool)
+    for flag in STEP_FLAGS:
+        violated |= per[f"{flag}_steps"] > 0
+    clean = per["completed"] & ~violated
+    ratio = per["cost_ratio"]
+    agg = metrics.aggregate(ratio - 1.0)
+    lat_agg = metrics.aggregate(lat)
+    head = {
+        # The leaderboard's common columns: the gap is the relative excess closed-loop cost over the exact MPC,
+        # "feasible" an episode that completed every step without violating anything.
+        "gap_mean": agg["mean"], "gap_median": agg["median"], "gap_max": agg["max"],
+        "feasible_rate": float(np.mean(clean)) if E else None, "coupling_violation_mean": None,
+        "cost_ratio_mean": metrics.aggregate(ratio)["mean"], "cost_ratio_median": metrics.aggregate(ratio)["median"],
+        "episodes": E, "steps": steps, "completed_rate": float(np.mean(per["completed"])) if E else None,
+        "violation_free_rate": float(np.mean(clean)) if E else None,
+        "latency_ms_median": lat_agg["median"], "latency_ms_p95": lat_agg["p95"],
+        "reference_episodes_complete": int(np.sum(np.isfinite(per["reference_cost"]))),
+    }
+    for flag in STEP_FLAGS:
+        head[f"{flag}_steps_per_episode"] = float(np.mean(per[f"{flag}_steps"])) if E else None
+        head[f"{flag}_episode_rate"] = float(np.mean(per[f"{flag}_steps"] > 0)) if E else None
+    per["gap"] = ratio - 1.0
+    per["latency_ms_median"] = np.array([np.median(row) * 1e3 if row else np.nan for row in latencies]
+                                        + [np.nan] * (E - len(latencies)))[:E]
+    return {"per": per, "failures": reasons}, head
+
+
+def evaluate_closed_loop(dataset: Path | str, solver: str, steps: int, episodes: int | None = None,
+                         limits: Limits | None = None, threads: int = 1, command: str = "",
+                         progress: Progress | None = None) -> dict:
+    """Run ``solver`` as a receding-horizon policy from the stored reference episodes' starts; score it.
+
+    The solver runs sandboxed on a copy of the data set with the test labels and the reference episodes
+    withheld; every ``solve`` call gets one ``theta`` (batch size 1) and is timed. The evaluator then
+    re-simulates each episode from the submitted decisions (it never trusts the child's states).
+    """
+    from bilevelbench.evaluate.records import json_safe
+
+    check_spec_form(solver)
+    limits = limits or Limits()
+    dataset = Path(dataset)
+    ds = InstanceSet.open(dataset)
+    sha = file_sha256(dataset)
+    plan, reference = closed_loop_plan(ds, steps, episodes)
+    dy, dz = decision_dims(ds)
+    name = str(ds.meta.get("name") or dataset.stem)
+    E = len(plan["episodes"])
+    with redacted_dataset(dataset, "test") as redacted:
+        config = WorkerConfig(solver=solver, dataset=str(redacted), dataset_name=name, split="test", warmup=0,
+                              batch_size=0, threads=threads, closed_loop=plan)
+
+        def on_event(event: dict) -> None:
+            if progress is not None and event.get("event") == "cl_episode":
+                progress(1)
+
+        run = run_in_sandbox(config, limits, on_event)
+    decisions: list[list] = [[] for _ in range(E)]
+    latencies: list[list] = [[] for _ in range(E)]
+    for event in run.of("cl_step"):
+        e = event.get("episode")
+        if not isinstance(e, int) or not 0 <= e < E:
+            continue
+        if isinstance(event.get("latency_s"), (int, float)):
+            latencies[e].append(float(event["latency_s"]))
+        if "error" in event or event.get("x") is None:
+            decisions[e].append(None)
+            continue
+        try:
+            decisions[e].append(np.asarray(event["x"], float).reshape(dy))
+        except (TypeError, ValueError):
+            decisions[e].append(None)
+    # A None in the middle ends the replay there, exactly where the child's episode ended.
+    decisions = [row[: next((i for i, x in enumerate(row) if x is None), len(row))] for row in decisions]
+    scored, head = score_closed_loop(ds, plan, reference, decisions, latencies)
+    loaded = run.first("loaded") or {}
+    solver_block = {**{key: str(loaded.get(key, ""))[:200] for key in ("name", "version", "description")},
+                    "spec": solver, "latency_verified": True}
+    if not solver_block["name"]:
+        solver_block["name"] = Path(solver).name or "unnamed-solver"
+    data_block = dataset_block(ds, dataset, f"test-closed-loop-{steps}", E, sha)
+    failures = list(scored["failures"])
+    stop = run.exit_reason()
+    if stop:
+        failures.append({"instance": None, "reason": stop})
+    completed = scored["per"]["completed"]
+    status = ("complete", None) if E and completed.all() else (
+        ("partial", f"{int((~completed).sum())} of {E} episodes stopped early") if completed.any()
+        else ("failed", stop or (failures[0]["reason"] if failures else "no episode completed")))
+    skip = run.first("skip")
+    if skip is not None:
+        status = ("skipped", f"solver declined: {skip.get('reason', '')}")
+    protocol = {**_protocol_common(), "closed_loop_steps": steps, "episodes": E, "threads": threads,
+                "latency": "wall time of each solve() call at batch size 1 inside the episode loop",
+                "cost": "sum of the MPC's stage cost at the real states over the steps; ratio to the exact MPC's "
+                        "episode from the same start (stored in the data set)",
+                **{f"limit_{k}": v for k, v in asdict(limits).items()}}
+    per_instance = {"instance": list(range(E)), **{k: v for k, v in scored["per"].items()},
+                    "start_index": [ep["index"] for ep in plan["episodes"]]}
+    record = {"schema": "bilevelbench-result", "schema_version": 1, "mode": "closed_loop", "status": status[0],
+              "status_reason": status[1], "dataset": data_block, "solver": solver_block, "metrics": head,
+              "aggregates": {"cost_ratio": metrics.aggregate(scored["per"]["cost_ratio"])},
+              "per_instance": per_instance, "failures": failures, "protocol": protocol,
+              "timing": {"sandbox_wall_seconds": run.wall_seconds}, "provenance": provenance(command)}
+    return json_safe(record)

@@ -37,15 +37,16 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
     """Headline metrics of a scored split (see ``docs/results.md``)."""
     n = score.n
     agg = aggregates
+    none = {"mean": None, "max": None}
     out = {
         "gap_mean": agg["gap"]["mean"], "gap_median": agg["gap"]["median"], "gap_p95": agg["gap"]["p95"],
         "gap_max": agg["gap"]["max"], "signed_gap_mean": agg["signed_gap"]["mean"],
         "paper_gap_mean": agg["paper_gap"]["mean"], "paper_gap_max": agg["paper_gap"]["max"],
         "feasible_rate": float(np.mean(score.feasible)) if n else None,
-        "coupling_violation_mean": agg["coupling_violation_l2"]["mean"],
-        "coupling_violation_max": agg["coupling_violation_max"]["max"],
-        "upper_violation_mean": agg["upper_violation_max"]["mean"],
-        "lower_violation_mean": agg["lower_violation_max"]["mean"],
+        "coupling_violation_mean": agg.get("coupling_violation_l2", none)["mean"],
+        "coupling_violation_max": agg.get("coupling_violation_max", none)["max"],
+        "upper_violation_mean": agg.get("upper_violation_max", none)["mean"],
+        "lower_violation_mean": agg.get("lower_violation_max", none)["mean"],
         "integrality_violation_mean": None,
         "scored_rate": float(np.mean(score.scored)) if n else None,
         "n_instances": n, "n_scored": int(np.sum(score.scored)), "n_failed": len(score.failures),
@@ -55,7 +56,27 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
     if score.z_submitted:
         out["z_distance_mean"] = agg["z_distance"]["mean"]
         out["follower_regret_mean"] = agg["follower_regret"]["mean"]
+    if "integer_violated" in score.values:
+        out.update(mixed_integer_block(score, agg))
     return out
+
+
+def mixed_integer_block(score: SplitScore, agg: dict[str, dict]) -> dict:
+    """Headline metrics of a mixed-integer family (``docs/metrics.md``): the paper's violation rates and
+    gaps over all scored instances and over the feasible ones."""
+    gap = score.values["gap"]
+    feasible_gap = gap[score.feasible & np.isfinite(gap)]
+    return {
+        "integer_violation_rate": agg["integer_violated"]["mean"],
+        "continuous_violation_rate": agg["continuous_violated"]["mean"],
+        "integrality_violation_mean": agg["integrality"]["mean"],
+        "integer_violation_mean": agg["integer_violation_max"]["mean"],
+        "continuous_violation_mean": agg["continuous_violation_max"]["mean"],
+        "coupling_violation_mean": None,
+        "upper_violation_mean": None, "lower_violation_mean": None,
+        "gap_mean_feasible": float(np.mean(feasible_gap)) if feasible_gap.size else None,
+        "gap_median_feasible": float(np.median(feasible_gap)) if feasible_gap.size else None,
+    }
 
 
 def run_status(score: SplitScore) -> tuple[str, str | None]:

@@ -63,6 +63,8 @@ class WorkerConfig:
     limit: int | None = None
     give_train: bool = True
     memory_mb: int = 0
+    #: Closed-loop mode (mixed-integer families): ``{"steps": T, "episodes": [{"theta0", "disturbances"}]}``.
+    closed_loop: dict | None = None
 
 
 @dataclass

@@ -55,8 +55,9 @@ def run(config: dict) -> int:
     split = ds.split(config["split"])
     n = len(split) if config.get("limit") is None else min(len(split), int(config["limit"]))
     s = ds.structure
+    y_dim, z_dim = (s.n, 0) if ds.is_miqp else (s.m, s.n)
     spec = TaskSpec(family=ds.family, dataset=config["dataset_name"], split=config["split"], n_instances=n,
-                    structure=s, param_names=tuple(split.params), y_dim=s.m, z_dim=s.n,
+                    structure=s, param_names=tuple(split.params), y_dim=y_dim, z_dim=z_dim,
                     paper_convention=ds.meta.get("paper_convention"))
     skip = getattr(solver, "skip", None)
     if callable(skip):
@@ -82,6 +83,8 @@ def run(config: dict) -> int:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 
+    if config.get("closed_loop"):
+        return _closed_loop(journal, solver, ds, config["closed_loop"], y_dim, z_dim)
     params = {key: np.ascontiguousarray(value[:n]) for key, value in split.params.items()}
 
     def batch(lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -114,7 +117,7 @@ def run(config: dict) -> int:
         elapsed = time.perf_counter() - t0
         solve_total += elapsed
         try:
-            y, z = coerce_prediction(out, 1, s.m, s.n)
+            y, z = coerce_prediction(out, 1, y_dim, z_dim)
         except BilevelBenchError as exc:
             journal.emit("instance", i=i, latency_s=elapsed, error=str(exc)[:300])
             continue
@@ -135,11 +138,51 @@ def run(config: dict) -> int:
                 continue
             elapsed = time.perf_counter() - t0
             try:
-                y, z = coerce_prediction(out, hi - lo, s.m, s.n)
+                y, z = coerce_prediction(out, hi - lo, y_dim, z_dim)
             except BilevelBenchError as exc:
                 journal.emit("batch", start=lo, size=hi - lo, seconds=elapsed, error=str(exc)[:300])
                 continue
             journal.emit("batch", start=lo, size=hi - lo, seconds=elapsed, y=_rows(y), z=_rows(z))
+    journal.emit("done")
+    return 0
+
+
+def _closed_loop(journal: Journal, solver, ds, plan: dict, y_dim: int, z_dim: int) -> int:
+    """Run the policy in receding horizon from each planned start; journal every step's decision and time."""
+    from bilevelbench.closed_loop import run_episode
+    from bilevelbench.errors import BilevelBenchError
+    from bilevelbench.solvers import coerce_prediction
+
+    s = ds.structure
+    steps = int(plan["steps"])
+    for e, episode in enumerate(plan["episodes"]):
+        theta0 = np.asarray(episode["theta0"], float)
+        dist = np.asarray(episode["disturbances"], float).reshape(-1, 2)
+        step = {"t": 0}
+
+        def policy(theta: np.ndarray, e=e, step=step):
+            t = step["t"]
+            step["t"] += 1
+            params = {"theta": np.ascontiguousarray(theta.reshape(1, -1))}
+            params["theta"].setflags(write=False)
+            t0 = time.perf_counter()
+            try:
+                out = solver.solve(params)
+            except Exception as exc:  # noqa: BLE001 - submitted code
+                journal.emit("cl_step", episode=e, t=t, latency_s=time.perf_counter() - t0,
+                             error=f"solve raised {_one_line(exc)}")
+                return None
+            elapsed = time.perf_counter() - t0
+            try:
+                x, _ = coerce_prediction(out, 1, y_dim, z_dim)
+            except BilevelBenchError as exc:
+                journal.emit("cl_step", episode=e, t=t, latency_s=elapsed, error=str(exc)[:300])
+                return None
+            journal.emit("cl_step", episode=e, t=t, latency_s=elapsed, x=x[0].tolist())
+            return x[0]
+
+        result = run_episode(ds.family, s, theta0, steps, policy, dist)
+        journal.emit("cl_episode", episode=e, completed=result.completed, reason=result.reason)
     journal.emit("done")
     return 0
 

@@ -25,3 +25,26 @@ def random_instances(m: int, n: int, count: int, seed: int):
     rng = np.random.default_rng(seed)
     s = sample_structure(rng, m, n)
     return s, sample_params(rng, s, count)
+
+
+@pytest.fixture(scope="session")
+def tank_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small mimpc-tank set (6 train, 2 valid, 6 test certified) with 2 exact closed-loop episodes of 4 steps."""
+    from bilevelbench.certify.miqp import MIQPCertifierSettings
+    from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
+
+    out = tmp_path_factory.mktemp("data") / "mimpc-tank.h5"
+    request = MIQPRequest(family="mimpc-tank", n_train=6, n_valid=2, n_test=6, seed=3, closed_loop_episodes=2,
+                          closed_loop_steps=4)
+    return generate_miqp(request, out, MIQPCertifierSettings(time_limit=120), name="mimpc-tank-tiny")
+
+
+@pytest.fixture(scope="session")
+def robot_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small mimpc-robot set (2 train, 1 valid, 5 test certified; seed 2 also draws infeasible instances)."""
+    from bilevelbench.certify.miqp import MIQPCertifierSettings
+    from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
+
+    out = tmp_path_factory.mktemp("data") / "mimpc-robot.h5"
+    request = MIQPRequest(family="mimpc-robot", n_train=2, n_valid=1, n_test=5, seed=2)
+    return generate_miqp(request, out, MIQPCertifierSettings(time_limit=120))

@@ -284,7 +284,7 @@ def tank_sample(rng: np.random.Generator, count: int, cfg: TankConfig = TankConf
         raise UsageError(f"instance count must be >= 0, got {count}")
     x0 = rng.random((count, 2)) * np.array(cfg.x_max)
     d = tank_disturbances(rng, count, cfg.horizon)
-    return np.hstack([x0, d.reshape(count, -1)])
+    return np.hstack([x0, d.reshape(count, 2 * cfg.horizon)])
 
 
 # -- one registry ------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Generating mixed-integer instance sets: splits, the infeasible split, reproducibility, resuming, episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bilevelbench.generate_miqp as gen
+from bilevelbench.certify.miqp import MIQPCertifierSettings
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.errors import UsageError
+from bilevelbench.families.miqp import objective, row_residual, row_scale
+
+
+def test_every_published_label_matches_its_parameters(tank_set):
+    ds = InstanceSet.open(tank_set)
+    s = ds.structure
+    assert [len(ds.split(k)) for k in ("train", "valid", "test")] == [6, 2, 6]
+    labels, theta = ds.labels, ds.params["theta"]
+    ok = labels["status"] == "certified_optimal"
+    assert ok[ds.split("test").indices].all()
+    f = objective(s, labels["x"][ok], theta[ok])
+    np.testing.assert_allclose(f, labels["objective"][ok], rtol=1e-12)
+    assert np.max(row_residual(s, labels["x"][ok], theta[ok]) / row_scale(s)) <= 1e-7
+    # parameters are the seed's draws, in draw order
+    draws = gen.draws_for(gen.MIQPRequest(family="mimpc-tank", n_train=6, n_valid=2, n_test=6, seed=3), 2)
+    test = ds.split("test")
+    np.testing.assert_array_equal(test.params["theta"], draws[test.labels["draw"]])
+
+
+def test_infeasible_draws_go_to_their_own_split(robot_set):
+    ds = InstanceSet.open(robot_set)
+    infeasible = ds.split("infeasible")
+    assert len(infeasible) > 0, "seed 2 is chosen so that the robot sampler draws infeasible instances"
+    assert set(infeasible.labels["status"]) == {"infeasible"}
+    assert np.all(infeasible.checks["milp_infeasible"] == 1.0)
+    assert np.all(np.isnan(infeasible.labels["x"]))
+    for name in ("train", "valid", "test"):
+        assert "infeasible" not in set(ds.split(name).labels["status"])
+    # the drawn_for tag says which split's stream each infeasible draw came from
+    assert set(infeasible.labels["drawn_for"]) <= {"train", "valid", "test"}
+
+
+def test_closed_loop_reference_episodes_are_stored(tank_set):
+    ds = InstanceSet.open(tank_set)
+    ref = ds.closed_loop
+    assert ref["stage_cost"].shape == (2, 4) and ref["completed"].all()
+    test_positions = set(ds.split("test").indices.tolist())
+    assert set(ref["start_index"].tolist()) <= test_positions
+    # the exact MPC's first move from a start is that start's certified label
+    first = ref["decisions"][:, 0]
+    np.testing.assert_allclose(first, ds.labels["x"][ref["start_index"]], atol=1e-7)
+
+
+def test_interrupted_generation_resumes_from_its_journal(tmp_path, monkeypatch):
+    request = gen.MIQPRequest(family="mimpc-tank", n_train=0, n_valid=0, n_test=5, seed=8)
+    settings = MIQPCertifierSettings(time_limit=120)
+    real = gen.certify_miqp
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "certify_miqp", flaky)
+    out = tmp_path / "t.h5"
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate_miqp(request, out, settings)
+    journal = tmp_path / "t.h5.partial.jsonl"
+    assert not out.exists() and journal.exists()
+    assert len(journal.read_text().splitlines()) == 1 + 3  # key line + three finished labels
+
+    calls["n"] = -1000  # no more interruptions; count the solves of the second run
+    gen.generate_miqp(request, out, settings)
+    assert calls["n"] - (-1000) >= 2 and not journal.exists()
+    fresh = gen.generate_miqp(request, tmp_path / "fresh.h5", settings)
+    a, b = InstanceSet.open(out), InstanceSet.open(fresh)
+    np.testing.assert_array_equal(a.params["theta"], b.params["theta"])
+    np.testing.assert_array_equal(a.labels["objective"], b.labels["objective"])
+
+
+def test_journal_of_another_request_is_refused(tmp_path):
+    out = tmp_path / "t.h5"
+    (tmp_path / "t.h5.partial.jsonl").write_text('{"key": "something else"}\n')
+    with pytest.raises(UsageError, match="different request"):
+        gen.generate_miqp(gen.MIQPRequest(family="mimpc-tank", n_train=0, n_valid=0, n_test=1, seed=1), out)
+
+
+def test_request_validation():
+    with pytest.raises(UsageError, match="unknown mixed-integer family"):
+        gen.MIQPRequest(family="mimpc-car", n_train=1, n_valid=0, n_test=0, seed=0)
+    with pytest.raises(UsageError, match="closed_loop_episodes"):
+        gen.MIQPRequest(family="mimpc-tank", n_train=0, n_valid=0, n_test=1, seed=0, closed_loop_episodes=2,
+                        closed_loop_steps=3)

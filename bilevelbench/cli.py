@@ -235,8 +235,11 @@ def _run_info(args: argparse.Namespace) -> int:
         f"{args.file}",
         (f"  family          {meta['family']} (generator {meta['generator_version']}, "
         f"bilevelbench {meta['bilevelbench_version']}, schema {meta['schema_version']})"),
+        (f"  size            {s.size}: {s.n - s.n_integer} continuous / {s.n_integer} integer variables, "
+         f"{s.p} parameters, {s.G.shape[0]} rows ({', '.join(s.class_names)}; integer-only: "
+         f"{', '.join(s.integer_only_classes) or 'none'})") if ds.is_miqp else
         (f"  size            {s.size}: {s.m} upper / {s.n} lower variables, "
-        f"{s.n_upper_constraints} upper / {s.n_lower_constraints} lower constraints"),
+         f"{s.n_upper_constraints} upper / {s.n_lower_constraints} lower constraints"),
         f"  seed            {meta['seed']}",
         f"  structure hash  {meta['structure_hash']}",
     ]
@@ -247,7 +250,7 @@ def _run_info(args: argparse.Namespace) -> int:
     for name in ds.split_names:
         part = ds.split(name)
         counts = ", ".join(f"{v} {k}" for k, v in sorted(part.status_counts().items())) or "empty"
-        lines.append(f"    {name:<6} {len(part):>7} instances: {counts}")
+        lines.append(f"    {name:<10} {len(part):>7} instances: {counts}")
     labels = ds.labels
     solved = np.isin(labels["status"].astype(str), SOLUTION_STATUSES)
     lines.append(f"  certification   {_fmt_times(labels['solve_time'][solved])}")
@@ -258,6 +261,10 @@ def _run_info(args: argparse.Namespace) -> int:
         worst = ", ".join(f"{k} {np.nanmax(v[solved]):.1e}" for k, v in checks.items()
                           if np.any(np.isfinite(v[solved])))
         lines.append(f"  worst residuals {worst}")
+    if ds.closed_loop:
+        ref = ds.closed_loop
+        lines.append(f"  closed loop     {len(ref['start_index'])} exact-MPC episodes of {ref['stage_cost'].shape[1]} "
+                     f"steps ({int(ref['completed'].sum())} completed)")
     print("\n".join(lines))
     return 0
 

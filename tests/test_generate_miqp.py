@@ -94,3 +94,19 @@ def test_request_validation():
     with pytest.raises(UsageError, match="closed_loop_episodes"):
         gen.MIQPRequest(family="mimpc-tank", n_train=0, n_valid=0, n_test=1, seed=0, closed_loop_episodes=2,
                         closed_loop_steps=3)
+
+
+def test_verify_rechecks_mixed_integer_labels_and_catches_a_tampered_one(tank_set, robot_set, tmp_path):
+    from bilevelbench.data.hdf5 import read_instance_set, write_instance_set
+    from bilevelbench.verify import verify_instance_set
+
+    for path in (tank_set, robot_set):
+        report = verify_instance_set(InstanceSet.open(path))
+        assert report.ok, report.failures[:3]
+    data = read_instance_set(tank_set)
+    data.labels["objective"] = data.labels["objective"].copy()
+    data.labels["objective"][0] -= 1.0
+    bad = tmp_path / "bad.h5"
+    write_instance_set(bad, data)
+    report = verify_instance_set(InstanceSet.open(bad))
+    assert [f[0] for f in report.failures] == [0] and "stored objective" in report.failures[0][2]

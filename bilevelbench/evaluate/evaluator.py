@@ -256,7 +256,7 @@ def collect(run: SandboxRun, n: int, m: int, nz: int) -> SolverRun:
         ok = np.isfinite(ref).all(1) & np.isfinite(rows).all(1)
         if ok.any():
             diffs.append(float(np.max(np.abs(rows[ok] - ref[ok]))))
-    loaded = run.first("loaded") or {}
+    loaded = run.first("identity") or run.first("loaded") or {}
     identity = {key: str(loaded.get(key, ""))[:200] for key in ("name", "version", "description")}
     return SolverRun(y=y, z=z, answered=answered, reasons=reasons, latency_ms=latency, batched_seconds=batched_s,
                      batched_instances=batched_n, batch_max_abs_diff=max(diffs) if diffs else None,
@@ -517,7 +517,7 @@ def evaluate_closed_loop(dataset: Path | str, solver: str, steps: int, episodes:
     # A None in the middle ends the replay there, exactly where the child's episode ended.
     decisions = [row[: next((i for i, x in enumerate(row) if x is None), len(row))] for row in decisions]
     scored, head = score_closed_loop(ds, plan, reference, decisions, latencies)
-    loaded = run.first("loaded") or {}
+    loaded = run.first("identity") or run.first("loaded") or {}
     solver_block = {**{key: str(loaded.get(key, ""))[:200] for key in ("name", "version", "description")},
                     "spec": solver, "latency_verified": True}
     if not solver_block["name"]:

@@ -79,6 +79,7 @@ def run(config: dict) -> int:
         journal.emit("fatal", phase="setup", error=_one_line(exc))
         return 3
     journal.emit("setup", seconds=time.perf_counter() - start)
+    journal.emit("identity", **solver_identity(solver))  # setup may refine the version (e.g. the backend used)
     threads = int(config.get("threads", 1))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)

@@ -25,12 +25,15 @@ logger = logging.getLogger(__name__)
 #: The writer's schema name and version (one definition, in ``bilevelbench.evaluate.records``).
 SUPPORTED_SCHEMA_VERSION = SCHEMA_VERSION
 
-MODES = ("evaluate", "score")
+MODES = ("evaluate", "score", "closed_loop")
 
 #: Metrics that every record carries (their value may be ``null``).
 REQUIRED_METRICS = ("gap_mean", "gap_max", "feasible_rate", "coupling_violation_mean")
 #: Metrics that only some modes carry; a missing one reads as ``null``.
-OPTIONAL_METRICS = ("latency_ms_median", "latency_ms_p95", "throughput_per_s", "speedup_vs_exact")
+OPTIONAL_METRICS = ("latency_ms_median", "latency_ms_p95", "throughput_per_s", "speedup_vs_exact",
+                    # mixed-integer families (one-shot and closed loop)
+                    "integer_violation_rate", "continuous_violation_rate", "cost_ratio_mean", "completed_rate",
+                    "collision_episode_rate", "safety_violation_episode_rate")
 #: Per-instance arrays the distribution plot uses.
 PER_INSTANCE_KEYS = ("gap", "coupling_violation_l2")
 
@@ -237,8 +240,10 @@ def parse_record(data: dict[str, Any], path: Path) -> Record:
     per_instance: dict[str, tuple[float | None, ...]] = {}
     needs_arrays = status in ("complete", "partial")
     for key in PER_INSTANCE_KEYS:
+        # coupling violations exist for the bilevel family only
+        required = needs_arrays and (key == "gap" or dataset.family == "bqp")
         values = v.get(pi, key, f"a list of {dataset.n_instances} numbers or nulls", _is_opt_number_list,
-                       where="per_instance", optional=not needs_arrays)
+                       where="per_instance", optional=not required)
         values = [] if values is None else values
         if values and len(values) != dataset.n_instances:
             raise SchemaError(f"{path}: expected per_instance.{key} of length dataset.n_instances = "

@@ -133,7 +133,7 @@ def entry_cells(entry: RankedEntry) -> list[Cell]:
         "throughput_per_s": Cell(format_plain(m["throughput_per_s"]), m["throughput_per_s"]),
         "speedup_vs_exact": Cell(NULL if speedup is None else format_plain(speedup) + "\u00d7", speedup),
         "pareto": _pareto_cell(entry),
-        "mode": Cell("evaluate" if verified else f"{r.mode} (unverified)", r.mode),
+        "mode": Cell(r.mode if verified else f"{r.mode} (unverified)", r.mode),
         "status": Cell(r.status, r.status),
         "date": Cell(date_text or NULL, date or None),
         "git_commit": Cell(commit or NULL, commit or None),
@@ -155,6 +155,15 @@ def entry_notes(entry: RankedEntry) -> list[str]:
         notes.append(f"spec: {clean_text(r.solver.spec, MAX_CELL_CHARS)}")
     if r.solver.description.strip():
         notes.append(clean_text(r.solver.description, MAX_NOTE_CHARS))
+    m = r.metrics
+    if m.get("integer_violation_rate") is not None:
+        notes.append(f"violation rates: integer-only constraints {format_rate(m['integer_violation_rate'])}, "
+                     f"continuous constraints {format_rate(m['continuous_violation_rate'])}")
+    if m.get("cost_ratio_mean") is not None or r.mode == "closed_loop":
+        notes.append(f"closed loop: cost / exact MPC {format_plain(m.get('cost_ratio_mean'))}, episodes completed "
+                     f"{format_rate(m.get('completed_rate'))}, with a collision "
+                     f"{format_rate(m.get('collision_episode_rate'))}, with a safety-margin violation "
+                     f"{format_rate(m.get('safety_violation_episode_rate'))}")
     if r.status_reason:
         notes.append(f"{r.status}: {clean_text(r.status_reason, MAX_NOTE_CHARS)}")
     if r.failures:

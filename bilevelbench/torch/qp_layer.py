@@ -240,19 +240,24 @@ class BatchedQP(torch.nn.Module):
         self.warm_start = bool(warm_start)
         self._last_active: torch.Tensor | None = None
 
-    def forward(self, q: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, b: torch.Tensor, active_guess: torch.Tensor | None = None) -> torch.Tensor:
         """``z*`` (B, n); gradients flow to ``q`` and ``b``."""
-        return self.solve(q, b)[0]
+        return self.solve(q, b, active_guess)[0]
 
-    def solve(self, q: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z*, lam*)``; ``lam*`` carries no gradient."""
+    def solve(self, q: torch.Tensor, b: torch.Tensor, active_guess: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z*, lam*)``; ``lam*`` carries no gradient.
+
+        ``active_guess`` (B, p) bool, optional: each row's guessed active set (for example from another
+        solver); it replaces the warm start's guess for this call (see :func:`solve_qp_batch`).
+        """
         n, p = self.H.shape[0], self.F.shape[0]
         if q.ndim != 2 or q.shape[1] != n or b.ndim != 2 or b.shape != (q.shape[0], p):
             raise UsageError(f"expected q (B, {n}) and b (B, {p}), got {tuple(q.shape)} and {tuple(b.shape)}")
         if not (bool(torch.isfinite(q).all()) and bool(torch.isfinite(b).all())):
             raise UsageError("q and b must be finite; received NaN or inf")
         q, b = q.to(torch.float64), b.to(torch.float64)
-        guess = self._last_active if self.warm_start else None
+        guess = active_guess if active_guess is not None else (self._last_active if self.warm_start else None)
         z, lam, active = _QPFunction.apply(q, b, self.H, self.F, self.settings, guess)
         if self.warm_start:
             self._last_active = active       # the forward pass's active sets: the next call's guess

@@ -17,10 +17,21 @@ GOOD = 'name = "t"\nfamily = "bqp"\nsize = "3x2"\nseed = 3\nn_train = 2\nn_valid
 
 def test_committed_specs_load():
     specs = sorted((ROOT / "datasets").glob("*.toml"))
-    assert {p.stem for p in specs} >= {"bqp-3x2", "bqp-6x4", "bqp-9x6", "bqp-12x9"}
+    assert {p.stem for p in specs} >= {"bqp-3x2", "bqp-6x4", "bqp-9x6", "bqp-12x9", "mimpc-robot", "mimpc-tank"}
     for path in specs:
         spec = load_spec(path)
-        assert spec.name == path.stem and spec.n_test == 1000
+        assert spec.name == path.stem
+        if spec.family == "bqp":
+            assert spec.n_test == 1000
+        else:  # issue 5: at least 2000 train / 500 test, with closed-loop reference episodes
+            assert spec.n_train >= 2000 and spec.n_test >= 500 and spec.closed_loop_episodes > 0
+
+
+def test_bqp_spec_needs_a_size(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD.replace('size = "3x2"\n', ''))
+    with pytest.raises(SchemaError, match="needs size"):
+        load_spec(path)
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -1,0 +1,157 @@
+"""Learning to optimize a parametric MIQP (Le, Xie and Mangharam, L4DC 2026): a network predicts the integers,
+the relaxed QP layer (:mod:`bilevelbench.torch.miqp_layer`) completes the continuous part.
+
+Integer encoding. Every integer ``x_j`` in ``[lb_j, ub_j]`` is one output ``z_j`` of the network with the
+*ordinal* relaxation ``lb_j + (ub_j - lb_j) sigmoid(z_j)``, rounded to the nearest integer in the forward pass
+and passed straight through in the backward pass. For the robot's binaries this is the paper's sigmoid with
+straight-through rounding; for the tank's pump level ``delta_k in {0, 1, 2, 3}`` it is a clamped scalar,
+chosen over a 4-way softmax because the level is ordinal (the objective ``rho delta^2``, the dynamics
+``B_delta delta`` and the ramp ``|delta_k - delta_{k-1}| <= 1`` are all functions of its value, so a gradient
+in ``delta`` is meaningful and one output per step suffices). The supervised loss is the binary cross-entropy
+of ``sigmoid(z_j)`` against ``(x*_j - lb_j) / (ub_j - lb_j)``, minimised exactly at the label's value.
+
+Losses (per instance, averaged over the batch)::
+
+    objective   f(x; theta)                                   the MIQP objective at [x_C*(x_I); x_I]
+    violation   sum_i max(0, G_i x + K_i theta - h_i) / s_i   every row, integer-only rows included
+    supervised  BCE(sigmoid(z), label)                         certified labels only
+
+with ``s_i = max(1, ||G_C,i||_inf)`` for rows with continuous variables (the big-M coefficient of a robot
+obstacle row does not shrink its violation) and ``max(1, ||G_I,i||_inf)`` for integer-only rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bilevelbench.errors import UsageError
+from bilevelbench.families.miqp import MIQPStructure
+from bilevelbench.torch.miqp_layer import RelaxedMIQPLayer, RelaxedSolution
+
+
+def mlp(sizes: list[int]) -> torch.nn.Sequential:
+    """ReLU MLP with the given layer sizes (no activation after the last layer), float64."""
+    layers: list[torch.nn.Module] = []
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b, dtype=torch.float64))
+        if k < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+class _RoundST(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def round_st(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity in the backward pass (straight-through)."""
+    return _RoundST.apply(x)
+
+
+class IntegerPolicy(torch.nn.Module):
+    """``theta -> x_I``: normalised input, ReLU MLP, ordinal sigmoid per integer, straight-through rounding.
+
+    Parameters
+    ----------
+    structure : MIQPStructure
+    theta_mean, theta_std : (p,) arrays
+        Input normalisation (train statistics); stored as buffers.
+    hidden : list of int
+        Hidden widths (the paper: four layers of 128).
+    """
+
+    def __init__(self, structure: MIQPStructure, theta_mean: np.ndarray, theta_std: np.ndarray,
+                 hidden: list[int] | tuple[int, ...] = (128, 128, 128, 128)) -> None:
+        super().__init__()
+        s = structure
+        lo, hi = s.lb[s.integer], s.ub[s.integer]
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise UsageError("every integer variable needs finite bounds for the ordinal encoding")
+        self.net = mlp([s.p, *map(int, hidden), int(s.integer.sum())])
+        dt = torch.float64
+        self.register_buffer("theta_mean", torch.tensor(np.asarray(theta_mean, float), dtype=dt))
+        self.register_buffer("theta_std", torch.tensor(np.maximum(np.asarray(theta_std, float), 1e-8), dtype=dt))
+        self.register_buffer("lo", torch.tensor(lo, dtype=dt))
+        self.register_buffer("span", torch.tensor(hi - lo, dtype=dt))
+
+    def logits(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.net((theta.to(torch.float64) - self.theta_mean) / self.theta_std)
+
+    def relaxed(self, logits: torch.Tensor) -> torch.Tensor:
+        """The continuous value each logit encodes (in ``[lb, ub]``)."""
+        return self.lo + self.span * torch.sigmoid(logits)
+
+    def forward(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_I, logits)``: rounded integers (straight-through gradients) and the raw outputs."""
+        z = self.logits(theta)
+        return round_st(self.relaxed(z)), z
+
+    def supervised_loss(self, logits: torch.Tensor, x_int_label: torch.Tensor) -> torch.Tensor:
+        """Mean binary cross-entropy of the encoded labels (per instance: summed over the integers)."""
+        target = ((x_int_label.to(torch.float64) - self.lo) / self.span).clamp(0.0, 1.0)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return bce.sum(1)
+
+
+class MIQPTerms(torch.nn.Module):
+    """Objective and constraint violation of a full decision ``x`` in torch (float64), per instance."""
+
+    def __init__(self, structure: MIQPStructure) -> None:
+        super().__init__()
+        s = structure
+        n = s.n
+        dt = torch.float64
+        self.register_buffer("Wxx", torch.tensor(s.Wxx, dtype=dt))
+        self.register_buffer("Wtx", torch.tensor(s.W[n:, :n], dtype=dt))
+        self.register_buffer("Wtt", torch.tensor(s.W[n:, n:], dtype=dt))
+        self.register_buffer("cx", torch.tensor(s.c[:n], dtype=dt))
+        self.register_buffer("ct", torch.tensor(s.c[n:], dtype=dt))
+        self.c0 = float(s.c0)
+        cont = ~s.integer
+        has_c = np.abs(s.G[:, cont]).max(axis=1, initial=0.0) > 0
+        scale = np.where(has_c, np.abs(s.G[:, cont]).max(axis=1, initial=0.0),
+                         np.abs(s.G[:, s.integer]).max(axis=1, initial=0.0))
+        scale = np.maximum(1.0, scale)
+        self.register_buffer("G", torch.tensor(s.G / scale[:, None], dtype=dt))
+        self.register_buffer("K", torch.tensor(s.K / scale[:, None], dtype=dt))
+        self.register_buffer("h", torch.tensor(s.h / scale, dtype=dt))
+
+    def objective(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        theta = theta.to(torch.float64)
+        quad = 0.5 * ((x @ self.Wxx) * x).sum(1) + ((theta @ self.Wtx) * x).sum(1) + x @ self.cx
+        const = 0.5 * ((theta @ self.Wtt) * theta).sum(1) + theta @ self.ct + self.c0
+        return quad + const
+
+    def violation(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        res = x @ self.G.T + theta.to(torch.float64) @ self.K.T - self.h
+        return torch.relu(res).sum(1)
+
+
+class MIQPL2O(torch.nn.Module):
+    """Integer policy + relaxed QP layer: ``theta -> (x, x_I, logits, slack)``."""
+
+    def __init__(self, structure: MIQPStructure, theta_mean: np.ndarray, theta_std: np.ndarray,
+                 hidden: list[int] | tuple[int, ...] = (128, 128, 128, 128), rho: float = 1e4) -> None:
+        super().__init__()
+        self.policy = IntegerPolicy(structure, theta_mean, theta_std, hidden)
+        self.layer = RelaxedMIQPLayer(structure, rho=rho)
+        self.terms = MIQPTerms(structure)
+
+    def forward(self, theta: torch.Tensor) -> tuple[RelaxedSolution, torch.Tensor, torch.Tensor]:
+        """Differentiable pass: the layer's solution, the integers and the logits."""
+        x_int, logits = self.policy(theta)
+        return self.layer(theta, x_int), x_int, logits
+
+    @torch.no_grad()
+    def predict(self, theta: np.ndarray) -> np.ndarray:
+        """Full decisions (B, n) for a batch: exact integers, continuous part from the relaxed QP."""
+        theta_t = torch.as_tensor(np.asarray(theta, dtype=np.float64))
+        x_int, _ = self.policy(theta_t)
+        return self.layer.solve_exact(theta_t, x_int).x.numpy()

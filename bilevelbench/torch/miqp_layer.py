@@ -297,7 +297,7 @@ class OSQPOracle:
             self.model.update(q=q[i], l=lower, u=b[i])
             if key is not None and key in self.memory:
                 self.model.warm_start(x=self.memory[key][0], y=self.memory[key][1])
-            res = self.model.solve()
+            res = self.model.solve(raise_error=False)
             if res.info.status_val == 1 and res.info.status_polish == 1:      # solved and polished
                 z[i] = res.x
                 active[i] = res.y > 0

@@ -48,7 +48,10 @@ def test_robot_obstacle_rows_merge_into_position_bounds():
     merged = merge_rows(s)
     # 4 position + 4 velocity rows per step, except step 1 where p_1 and v_1 are both multiples of a_0
     assert merged.A.shape[0] == 8 * 20 - 4
-    assert merged.members.shape[1] == 1 + 3             # the box row and one side of each obstacle
+    counts = (merged.members >= 0).sum(1)
+    # velocity rows alone (1), a box row with one side of each obstacle (4), and at step 1 also the velocity row
+    assert sorted(set(counts.tolist())) == [1, 4, 5]
+    assert counts.sum() == 160 + 240
     assert set(np.unique(merged.step)) == set(range(20))
 
 

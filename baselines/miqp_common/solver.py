@@ -1,0 +1,64 @@
+"""The solver of the MIQP baselines: the trained integer network, then the relaxed QP for the continuous part.
+
+``setup`` loads the weight file in the baseline's ``weights/`` whose recorded structure hash matches the task
+(``torch.load(..., weights_only=True)``); ``solve`` returns the full decision ``x`` (B, n): integers rounded to
+exact integers, continuous part from the relaxed QP (:meth:`RelaxedMIQPLayer.solve_exact`: OSQP with polishing,
+answers checked against the KKT conditions, :class:`BatchedQP` for the rows that fail the check).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bilevelbench.errors import MissingDataError
+from bilevelbench.solvers import Prediction
+from bilevelbench.solvers import Solver as _Base
+from bilevelbench.torch.miqp_l2o import MIQPL2O
+
+FAMILIES = ("mimpc-robot", "mimpc-tank")
+
+
+def find_weights(structure_hash: str, folder: Path, method: str) -> Path:
+    """The weight file of ``method`` trained on this structure, or a clear error listing what exists."""
+    seen = []
+    for path in sorted(Path(folder).glob("*.pt")):
+        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
+        if meta["structure_hash"] == structure_hash and meta.get("method") == method:
+            return path
+        seen.append(f"{path.name} ({meta['structure_hash'][:12]}...)")
+    raise MissingDataError(f"no miqp_{method} weights for structure {structure_hash[:12]}... in {folder}; "
+                           f"available: {', '.join(seen) or 'none'}; train with python -m baselines.miqp_{method}"
+                           ".train --dataset FILE")
+
+
+def load_model(path: Path, structure) -> tuple[MIQPL2O, dict]:
+    """Rebuild the model stored in ``path`` for ``structure``."""
+    blob = torch.load(path, weights_only=True, map_location="cpu")
+    meta = blob["meta"]
+    p = structure.p
+    model = MIQPL2O(structure, np.zeros(p), np.ones(p), list(meta["hidden"]), rho=float(meta["rho"]))
+    model.policy.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model, meta
+
+
+class MIQPBaseline(_Base):
+    """Shared by ``miqp_sl``, ``miqp_ssl`` and ``miqp_hybrid`` (they differ by ``method`` and weights)."""
+
+    method = "hybrid"
+    weights_dir = Path(__file__).resolve().parent
+
+    def skip(self, spec):
+        return (spec.family not in FAMILIES, f"trained for {', '.join(FAMILIES)} only, not {spec.family!r}")
+
+    def setup(self, spec, train_set) -> None:
+        path = find_weights(spec.structure.digest(), Path(self.weights_dir), self.method)
+        self.model, meta = load_model(path, spec.structure)
+        self.version = f"1 ({path.name}, seed {meta['seed']}, epoch {meta['selected_epoch']})"
+
+    def solve(self, params) -> Prediction:
+        theta = np.asarray(params["theta"], dtype=np.float64)
+        return Prediction(y=self.model.predict(theta))

@@ -1,0 +1,206 @@
+"""Training command shared by ``miqp_sl``, ``miqp_ssl`` and ``miqp_hybrid`` (one loss each).
+
+The loss of a batch is (:mod:`bilevelbench.torch.miqp_l2o`)::
+
+    w_obj * f  +  w_con * penalty * sum_i max(0, g_i)  +  w_sup * BCE(integers, certified label)
+
+``sl`` uses the supervised term only (the relaxed QP completes the continuous part at inference), ``ssl`` the
+objective and the penalty through the relaxed QP layer (no labels), ``hybrid`` all three. Adam (lr 1e-3,
+weight decay 1e-5), batch 128, 20 epochs, as the authors' code. After every epoch the valid split is scored
+(violation rates and gap, :mod:`baselines.miqp_common.metrics`); the weights of the epoch with the lowest
+``violation rate + mean gap`` on valid are kept (``--select last`` keeps the final ones). The test split is
+never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from baselines.miqp_common.metrics import miqp_metrics
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.errors import UsageError
+from bilevelbench.torch.miqp_l2o import MIQPL2O
+
+log = logging.getLogger("miqp.train")
+
+#: Loss weights (w_obj, w_con, w_sup) of each method.
+METHODS = {"sl": (0.0, 0.0, 1.0), "ssl": (1.0, 1.0, 0.0), "hybrid": (1.0, 1.0, 1.0)}
+CERTIFIED = "certified_optimal"
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _status(split) -> np.ndarray:
+    return np.array([x.decode() if isinstance(x, bytes) else str(x) for x in split.labels["status"]])
+
+
+def evaluate(model: MIQPL2O, theta: np.ndarray, f_star: np.ndarray) -> dict:
+    """Metrics of the model's decisions on a split, and the batched time per instance."""
+    model.eval()
+    start = time.perf_counter()
+    X = model.predict(theta)
+    seconds = time.perf_counter() - start
+    out = miqp_metrics(model.layer.structure, theta, X, f_star)
+    out["ms_per_instance"] = 1e3 * seconds / max(1, theta.shape[0])
+    return out
+
+
+def score(metrics: dict) -> float:
+    """Valid score the kept epoch minimises: violation rate plus mean gap (a NaN gap counts as 1)."""
+    gap = metrics.get("mean_gap", float("nan"))
+    return float(metrics["violation_rate"] + (1.0 if not np.isfinite(gap) else gap))
+
+
+def build_parser(method: str) -> argparse.ArgumentParser:
+    w_obj, w_con, w_sup = METHODS[method]
+    parser = argparse.ArgumentParser(prog=f"python -m baselines.miqp_{method}.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, required=True, help="mimpc-robot or mimpc-tank instance set")
+    parser.add_argument("--seed", type=int, default=0, help="torch and shuffling seed (default 0)")
+    parser.add_argument("--epochs", type=int, default=20, help="passes over the train split (default 20)")
+    parser.add_argument("--batch-size", type=int, default=128, help="default 128")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay (default 1e-5)")
+    parser.add_argument("--hidden", type=str, default="128,128,128,128", help="hidden widths (default 4 x 128)")
+    parser.add_argument("--rho", type=float, default=1e4, help="slack penalty of the relaxed QP (default 1e4)")
+    parser.add_argument("--penalty", type=float, default=100.0,
+                        help="lambda: weight of the summed row violations in the loss (default 100)")
+    parser.add_argument("--w-obj", type=float, default=w_obj, help=f"objective weight (default {w_obj:g})")
+    parser.add_argument("--w-con", type=float, default=w_con, help=f"violation weight (default {w_con:g})")
+    parser.add_argument("--w-sup", type=float, default=w_sup, help=f"supervised weight (default {w_sup:g})")
+    parser.add_argument("--select", choices=("best", "last"), default="best",
+                        help="keep the epoch with the best valid score (default) or the last one")
+    parser.add_argument("--train-limit", type=int, default=0, help="use only the first N train instances (0: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"weights file (default baselines/miqp_{method}/weights/<family>.pt)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
+    """Train one method on ``args.dataset``; write ``<out>.pt`` (weights and meta) and ``<out>.json``."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    ds = InstanceSet.open(args.dataset)
+    s = ds.structure
+    family = str(ds.meta.get("family"))
+    if family not in ("mimpc-robot", "mimpc-tank"):
+        raise UsageError(f"{args.dataset} holds family {family!r}; the MIQP baselines train on mimpc-robot or "
+                         "mimpc-tank")
+    train_split, valid = ds.split("train"), ds.split("valid")
+    theta_all = np.asarray(train_split.params["theta"], float)
+    certified = _status(train_split) == CERTIFIED
+    if args.train_limit:
+        theta_all, certified = theta_all[: args.train_limit], certified[: args.train_limit]
+    x_label = np.asarray(train_split.labels["x"], float)[: theta_all.shape[0]]
+    w_obj, w_con, w_sup = args.w_obj, args.w_con, args.w_sup
+    needs_layer = w_obj > 0 or w_con > 0
+    # supervised-only training sees the certified rows only; the others see every train draw
+    rows = np.flatnonzero(certified) if not needs_layer else np.arange(theta_all.shape[0])
+    if rows.size == 0:
+        raise UsageError(f"{args.dataset}: no usable train instances")
+    theta_tr = torch.tensor(theta_all[rows])
+    label_tr = torch.tensor(np.nan_to_num(x_label[rows][:, s.integer]))
+    has_label = torch.tensor(certified[rows])
+    hidden = [int(h) for h in args.hidden.split(",")]
+    model = MIQPL2O(s, theta_all.mean(0), theta_all.std(0), hidden, rho=args.rho)
+    opt = torch.optim.Adam(model.policy.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    theta_va = np.asarray(valid.params["theta"], float)
+    f_va = np.where(_status(valid) == CERTIFIED, np.asarray(valid.labels["objective"], float), np.nan)
+    name = str(ds.meta.get("name") or family)
+    out = args.out or weights_dir / f"{family}.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    history: list[dict] = []
+    best = (float("inf"), None, 0)
+    n = rows.size
+    start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = rng.permutation(n)
+        sums = {"loss": 0.0, "objective": 0.0, "violation": 0.0, "supervised": 0.0}
+        steps = range(0, n, args.batch_size)
+        bar = tqdm(steps, desc=f"{method} epoch {epoch}/{args.epochs}", disable=args.quiet, file=sys.stderr,
+                   leave=False)
+        for lo in bar:
+            idx = order[lo: lo + args.batch_size]
+            th = theta_tr[idx]
+            loss = th.new_zeros(())
+            if needs_layer:
+                sol, x_int, logits = _forward(model, th, idx)
+                f = model.terms.objective(sol.x, th)
+                g = model.terms.violation(sol.x, th)
+                loss = loss + w_obj * f.mean() + w_con * args.penalty * g.mean()
+                sums["objective"] += float(f.detach().mean()) * len(idx)
+                sums["violation"] += float(g.detach().mean()) * len(idx)
+            else:
+                x_int, logits = model.policy(th)
+            if w_sup > 0:
+                lab = has_label[idx]
+                if bool(lab.any()):
+                    sup = model.policy.supervised_loss(logits[lab], label_tr[idx][lab]).mean()
+                    loss = loss + w_sup * sup
+                    sums["supervised"] += float(sup.detach()) * len(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sums["loss"] += float(loss.detach()) * len(idx)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+        metrics = evaluate(model, theta_va, f_va)
+        record = {"epoch": epoch, **{f"train_{k}": v / n for k, v in sums.items()},
+                  **{f"valid_{k}": v for k, v in metrics.items()}, "seconds": time.perf_counter() - start}
+        history.append(record)
+        log.info("epoch %d: loss %.4g | valid: int viol %.3f, cont viol %.3f, gap %.3e (%d feasible), %.2f ms/inst "
+                 "(%.0f s)", epoch, record["train_loss"], metrics["integer_violation_rate"],
+                 metrics["continuous_violation_rate"], metrics.get("mean_gap", float("nan")),
+                 metrics.get("gap_count", 0), metrics["ms_per_instance"], record["seconds"])
+        sc = score(metrics)
+        if args.select == "last" or sc < best[0]:
+            best = (sc, {k: v.clone() for k, v in model.policy.state_dict().items()}, epoch)
+    meta = {"method": method, "structure_hash": s.digest(), "family": family, "dataset": name,
+            "dataset_sha256": file_sha256(args.dataset), "hidden": hidden, "rho": args.rho,
+            "penalty": args.penalty, "w_obj": w_obj, "w_con": w_con, "w_sup": w_sup, "lr": args.lr,
+            "weight_decay": args.weight_decay, "batch_size": args.batch_size, "epochs": args.epochs,
+            "select": args.select, "selected_epoch": best[2], "train_instances": int(n),
+            "train_limit": int(args.train_limit), "seed": args.seed,
+            "train_seconds": time.perf_counter() - start, "torch": str(torch.__version__)}
+    torch.save({"state_dict": best[1], "meta": meta}, out)
+    kept = history[best[2] - 1]
+    summary = {k[len("valid_"):]: v for k, v in kept.items() if k.startswith("valid_")}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "valid": summary, "history": history},
+                                                   indent=1) + "\n")
+    log.info("wrote %s (epoch %d kept, %.0f s)", out, best[2], meta["train_seconds"])
+    return out
+
+
+def _forward(model: MIQPL2O, th: torch.Tensor, keys: np.ndarray):
+    """The differentiable pass with OSQP warm starts keyed by train index."""
+    x_int, logits = model.policy(th)
+    return model.layer(th, x_int, keys=keys), x_int, logits
+
+
+def main(method: str, weights_dir: Path, argv: list[str] | None = None) -> int:
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    args = build_parser(method).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    train(method, args, weights_dir)
+    return 0

@@ -1,0 +1,18 @@
+"""``miqp_ssl`` as a submission: self-supervised: objective + constraint penalty through the relaxed QP layer; continuous part from the relaxed QP.
+
+Train new weights with ``python -m baselines.miqp_ssl.train --dataset FILE --seed 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from baselines.miqp_common.solver import MIQPBaseline
+
+
+class Solver(MIQPBaseline):
+    name = "miqp-ssl"
+    version = "1"
+    description = "Le, Xie and Mangharam (L4DC 2026), self-supervised: objective + constraint penalty through the relaxed QP layer; 4x128 MLP, relaxed QP for the continuous part"
+    method = "ssl"
+    weights_dir = Path(__file__).resolve().parent / "weights"

@@ -1,0 +1,84 @@
+"""The MIQP baselines (miqp_sl, miqp_ssl, miqp_hybrid): metrics, a few training steps on a tiny tank set, weight
+files that load with weights_only=True, and solvers that return full decisions with exact integers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("osqp")
+
+from baselines.miqp_common.metrics import miqp_metrics
+from baselines.miqp_common.solver import find_weights
+from baselines.miqp_common.train import build_parser, train
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.errors import MissingDataError
+from bilevelbench.solvers import TaskSpec, load_solver
+
+
+def test_metrics_on_labels_and_broken_decisions(tank_set):
+    ds = InstanceSet.open(tank_set)
+    s = ds.structure
+    split = ds.split("test")
+    theta, X, f = split.params["theta"], split.labels["x"], split.labels["objective"]
+    ok = miqp_metrics(s, theta, X, f)
+    assert ok["violation_rate"] == 0.0 and ok["mean_gap"] < 1e-6 and ok["gap_count"] == len(f)
+    # a ramp jump of 3 breaks an integer-only row; inputs at 10 > u_max break a continuous bound
+    bad = X.copy()
+    bad[0, s.integer] = 0.0
+    bad[0, np.flatnonzero(s.integer)[5]] = 3.0
+    bad[1, 0] = 10.0
+    bad[2, np.flatnonzero(s.integer)[0]] += 0.5           # not integral
+    m = miqp_metrics(s, theta, bad, f)
+    n = len(f)
+    assert m["integer_violation_rate"] == pytest.approx(2 / n)
+    assert m["continuous_violation_rate"] >= 1 / n
+    assert m["gap_count"] <= n - 3
+
+
+@pytest.mark.parametrize("method", ["sl", "ssl", "hybrid"])
+def test_train_then_solve(method, tank_set, tmp_path):
+    weights = tmp_path / "weights"
+    args = build_parser(method).parse_args(["--dataset", str(tank_set), "--epochs", "2", "--batch-size", "4",
+                                            "--hidden", "16,16", "-q"])
+    out = train(method, args, weights)
+    blob = torch.load(out, weights_only=True)
+    meta = blob["meta"]
+    ds = InstanceSet.open(tank_set)
+    assert meta["method"] == method and meta["structure_hash"] == ds.structure.digest()
+    history = json.loads(out.with_suffix(".json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert np.isfinite(history[-1]["train_loss"])
+    assert find_weights(ds.structure.digest(), weights, method) == out
+
+    solver = load_solver(f"baselines/miqp_{method}")
+    solver.weights_dir = weights
+    s = ds.structure
+    test = ds.split("test")
+    spec = TaskSpec(family="mimpc-tank", dataset="tiny", split="test", n_instances=len(test), structure=s,
+                    param_names=("theta",), y_dim=s.n, z_dim=0)
+    assert solver.skip(spec)[0] is False
+    solver.setup(spec, ds.split("train"))
+    X = np.asarray(solver.solve({"theta": test.params["theta"]}).y)
+    assert X.shape == (len(test), s.n) and np.all(np.isfinite(X))
+    xi = X[:, s.integer]
+    assert np.array_equal(xi, np.round(xi)) and np.all(xi >= s.lb[s.integer]) and np.all(xi <= s.ub[s.integer])
+    assert np.all(X[:, ~s.integer] >= s.lb[~s.integer] - 1e-9) and np.all(X[:, ~s.integer] <= s.ub[~s.integer] + 1e-9)
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(MissingDataError, match="no miqp_sl weights"):
+        find_weights("0" * 64, tmp_path, "sl")
+
+
+def test_training_is_deterministic(tank_set, tmp_path):
+    outs = []
+    for k in range(2):
+        args = build_parser("hybrid").parse_args(["--dataset", str(tank_set), "--epochs", "1", "--batch-size", "3",
+                                                  "--hidden", "8", "-q", "--out", str(tmp_path / f"w{k}.pt")])
+        outs.append(torch.load(train("hybrid", args, tmp_path), weights_only=True)["state_dict"])
+    for key in outs[0]:
+        assert torch.equal(outs[0][key], outs[1][key])

@@ -57,8 +57,11 @@ class MIQPBaseline(_Base):
     def setup(self, spec, train_set) -> None:
         path = find_weights(spec.structure.digest(), Path(self.weights_dir), self.method)
         self.model, meta = load_model(path, spec.structure)
-        self.version = f"1 ({path.name}, seed {meta['seed']}, epoch {meta['selected_epoch']})"
+        #: Test-time repair budget chosen on the valid split by the training command (0: none).
+        self.repair = int(meta.get("repair", 0))
+        self.version = (f"1 ({path.name}, seed {meta['seed']}, epoch {meta['selected_epoch']}, "
+                        f"repair {self.repair})")
 
     def solve(self, params) -> Prediction:
         theta = np.asarray(params["theta"], dtype=np.float64)
-        return Prediction(y=self.model.predict(theta))
+        return Prediction(y=self.model.predict(theta, repair=self.repair))

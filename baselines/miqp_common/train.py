@@ -9,7 +9,10 @@ objective and the penalty through the relaxed QP layer (no labels), ``hybrid`` a
 weight decay 1e-5), batch 128, 20 epochs, as the authors' code. After every epoch the valid split is scored
 (violation rates and gap, :mod:`baselines.miqp_common.metrics`); the weights of the epoch with the lowest
 ``violation rate + mean gap`` on valid are kept (``--select last`` keeps the final ones). The test split is
-never read.
+never read. A test-time repair budget (:meth:`MIQPL2O.predict`: where the integers need slack, try the
+least certain integers rounded the other way) is then chosen on valid among ``REPAIR_GRID`` by the same
+score; 0 is the paper's method as published. Supervised targets are the canonical labels (:mod:`baselines.miqp_common.labels`) unless
+``--labels raw``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.miqp_common.labels import canonical_labels
 from baselines.miqp_common.metrics import miqp_metrics
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
@@ -49,11 +53,15 @@ def _status(split) -> np.ndarray:
     return np.array([x.decode() if isinstance(x, bytes) else str(x) for x in split.labels["status"]])
 
 
-def evaluate(model: MIQPL2O, theta: np.ndarray, f_star: np.ndarray) -> dict:
+#: Test-time repair budgets tried on the valid split after training (0: the network's integers as they are).
+REPAIR_GRID = (0, 4, 16)
+
+
+def evaluate(model: MIQPL2O, theta: np.ndarray, f_star: np.ndarray, repair: int = 0) -> dict:
     """Metrics of the model's decisions on a split, and the batched time per instance."""
     model.eval()
     start = time.perf_counter()
-    X = model.predict(theta)
+    X = model.predict(theta, repair=repair)
     seconds = time.perf_counter() - start
     out = miqp_metrics(model.layer.structure, theta, X, f_star)
     out["ms_per_instance"] = 1e3 * seconds / max(1, theta.shape[0])
@@ -83,6 +91,10 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     parser.add_argument("--w-obj", type=float, default=w_obj, help=f"objective weight (default {w_obj:g})")
     parser.add_argument("--w-con", type=float, default=w_con, help=f"violation weight (default {w_con:g})")
     parser.add_argument("--w-sup", type=float, default=w_sup, help=f"supervised weight (default {w_sup:g})")
+    parser.add_argument("--labels", choices=("canonical", "raw"), default="canonical",
+                        help="supervised targets: the certified integers as stored (raw) or with every big-M "
+                        "indicator set by whether its row holds at the label (canonical, default; "
+                        "baselines/miqp_common/labels.py; no change for the tank)")
     parser.add_argument("--select", choices=("best", "last"), default="best",
                         help="keep the epoch with the best valid score (default) or the last one")
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N train instances (0: all)")
@@ -110,6 +122,8 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
     if args.train_limit:
         theta_all, certified = theta_all[: args.train_limit], certified[: args.train_limit]
     x_label = np.asarray(train_split.labels["x"], float)[: theta_all.shape[0]]
+    if args.labels == "canonical":
+        x_label = canonical_labels(s, theta_all, x_label)
     w_obj, w_con, w_sup = args.w_obj, args.w_con, args.w_sup
     needs_layer = w_obj > 0 or w_con > 0
     # supervised-only training sees the certified rows only; the others see every train draw
@@ -175,18 +189,26 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
         sc = score(metrics)
         if args.select == "last" or sc < best[0]:
             best = (sc, {k: v.clone() for k, v in model.policy.state_dict().items()}, epoch)
+    model.policy.load_state_dict(best[1])
+    trials = []
+    for k in REPAIR_GRID:
+        m = evaluate(model, theta_va, f_va, repair=k)
+        trials.append({"repair": k, **m})
+        log.info("repair %d: valid violation %.3f, gap %.3e, %.2f ms/inst", k, m["violation_rate"],
+                 m.get("mean_gap", float("nan")), m["ms_per_instance"])
+    repair = min(trials, key=lambda r: (round(score(r), 9), r["repair"]))["repair"]
     meta = {"method": method, "structure_hash": s.digest(), "family": family, "dataset": name,
             "dataset_sha256": file_sha256(args.dataset), "hidden": hidden, "rho": args.rho,
-            "penalty": args.penalty, "w_obj": w_obj, "w_con": w_con, "w_sup": w_sup, "lr": args.lr,
+            "penalty": args.penalty, "labels": args.labels, "w_obj": w_obj, "w_con": w_con, "w_sup": w_sup, "lr": args.lr,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "epochs": args.epochs,
-            "select": args.select, "selected_epoch": best[2], "train_instances": int(n),
+            "select": args.select, "selected_epoch": best[2], "repair": int(repair), "train_instances": int(n),
             "train_limit": int(args.train_limit), "seed": args.seed,
             "train_seconds": time.perf_counter() - start, "torch": str(torch.__version__)}
     torch.save({"state_dict": best[1], "meta": meta}, out)
     kept = history[best[2] - 1]
     summary = {k[len("valid_"):]: v for k, v in kept.items() if k.startswith("valid_")}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "valid": summary, "history": history},
-                                                   indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "valid": summary, "repair_trials": trials,
+                                                    "history": history}, indent=1) + "\n")
     log.info("wrote %s (epoch %d kept, %.0f s)", out, best[2], meta["train_seconds"])
     return out
 

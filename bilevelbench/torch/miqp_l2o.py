@@ -122,6 +122,7 @@ class MIQPTerms(torch.nn.Module):
         self.register_buffer("G", torch.tensor(s.G / scale[:, None], dtype=dt))
         self.register_buffer("K", torch.tensor(s.K / scale[:, None], dtype=dt))
         self.register_buffer("h", torch.tensor(s.h / scale, dtype=dt))
+        self.register_buffer("int_only", torch.tensor(~has_c))
 
     def objective(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         theta = theta.to(torch.float64)
@@ -131,6 +132,11 @@ class MIQPTerms(torch.nn.Module):
 
     def violation(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         res = x @ self.G.T + theta.to(torch.float64) @ self.K.T - self.h
+        return torch.relu(res).sum(1)
+
+    def violation_int_only(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Summed violation of the integer-only rows."""
+        res = x @ self.G[self.int_only].T + theta.to(torch.float64) @ self.K[self.int_only].T - self.h[self.int_only]
         return torch.relu(res).sum(1)
 
 
@@ -150,8 +156,52 @@ class MIQPL2O(torch.nn.Module):
         return self.layer(theta, x_int), x_int, logits
 
     @torch.no_grad()
-    def predict(self, theta: np.ndarray) -> np.ndarray:
-        """Full decisions (B, n) for a batch: exact integers, continuous part from the relaxed QP."""
+    def predict(self, theta: np.ndarray, repair: int = 0) -> np.ndarray:
+        """Full decisions (B, n) for a batch: exact integers, continuous part from the relaxed QP.
+
+        ``repair`` > 0: where the prediction needs slack or breaks an integer-only row, also try the
+        ``repair`` single changes of the least certain integers (each rounded the other way) and keep the
+        feasible candidate with the lowest objective (the network's own answer when none is feasible).
+        """
         theta_t = torch.as_tensor(np.asarray(theta, dtype=np.float64))
-        x_int, _ = self.policy(theta_t)
-        return self.layer.solve_exact(theta_t, x_int).x.numpy()
+        value = self.policy.relaxed(self.policy.logits(theta_t))
+        x_int = torch.round(value)
+        sol = self.layer.solve_exact(theta_t, x_int)
+        X = sol.x.numpy()
+        if repair > 0:
+            X = self._repair(theta_t, value, X, self.infeasible(sol, theta_t), int(repair))
+        return X
+
+    def infeasible(self, sol: RelaxedSolution, theta: torch.Tensor) -> np.ndarray:
+        """Rows whose relaxed QP needed slack or whose integers break an integer-only row."""
+        bad = sol.slack.amax(1).numpy() > 1e-9
+        return bad | (self.terms.violation_int_only(sol.x, theta).numpy() > 1e-9)
+
+    def _repair(self, theta: torch.Tensor, value: torch.Tensor, X: np.ndarray, bad: np.ndarray, k: int
+                ) -> np.ndarray:
+        rows = np.flatnonzero(bad)
+        if rows.size == 0:
+            return X
+        v = value[rows]
+        base = torch.round(v)
+        k = min(k, v.shape[1])
+        doubt = (v - base).abs()                            # 0.5: on the rounding boundary
+        flip = torch.topk(doubt, k, dim=1).indices          # (R, k)
+        step = torch.where(v >= base, 1.0, -1.0).to(v.dtype)
+        cand = base[:, None, :].repeat(1, k, 1)             # (R, k, n_I)
+        r_idx = torch.arange(rows.size)[:, None].expand(-1, k)
+        c_idx = torch.arange(k)[None, :].expand(rows.size, -1)
+        cand[r_idx, c_idx, flip] += step[r_idx, flip]
+        lo, hi = self.policy.lo, self.policy.lo + self.policy.span
+        cand = torch.minimum(torch.maximum(cand, lo), hi).reshape(-1, v.shape[1])
+        th = theta[rows].repeat_interleave(k, dim=0)
+        sol = self.layer.solve_exact(th, cand)
+        ok = ~self.infeasible(sol, th)
+        f = self.terms.objective(sol.x, th).numpy()
+        f = np.where(ok, f, np.inf).reshape(rows.size, k)
+        best = f.argmin(1)
+        Xc = sol.x.numpy().reshape(rows.size, k, -1)
+        for j, r in enumerate(rows):
+            if np.isfinite(f[j, best[j]]):
+                X[r] = Xc[j, best[j]]
+        return X

@@ -40,6 +40,7 @@ import torch
 
 from bilevelbench.errors import UsageError
 from bilevelbench.families.miqp import MIQPStructure
+from bilevelbench.qp import _stdout_silenced
 from bilevelbench.torch.qp_layer import BatchedQP, IPMSettings
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class RelaxedMIQPLayer(torch.nn.Module):
         change little between epochs; answers are the same either way.
         """
         q, b = self.qp_data(theta, x_int)
-        _, active, _ = self.oracle.solve(q.detach().numpy(), b.detach().numpy(), keys)
+        _, active, _ = self._active_sets(q.detach().numpy(), b.detach().numpy(), keys)
         z = self.qp(q, b, torch.from_numpy(active))
         return self._split(z, x_int)
 
@@ -227,7 +228,7 @@ class RelaxedMIQPLayer(torch.nn.Module):
             x_int = torch.as_tensor(np.asarray(x_int, dtype=np.float64))
             q, b = self.qp_data(theta, x_int)
             qn, bn = q.numpy(), b.numpy()
-            z, active, ok = self.oracle.solve(qn, bn)
+            z, active, ok = self._active_sets(qn, bn)
             ok &= kkt_ok(self._H, self._F, qn, bn, z, self.qp.settings.tol)
             if not np.all(ok):
                 bad = torch.from_numpy(np.flatnonzero(~ok))
@@ -241,15 +242,32 @@ class RelaxedMIQPLayer(torch.nn.Module):
             self._oracle = OSQPOracle(self._H, self._F)
         return self._oracle
 
+    @property
+    def hard_oracle(self) -> "HardQPOracle":
+        if getattr(self, "_hard", None) is None:
+            self._hard = HardQPOracle(self)
+        return self._hard
+
+    def _active_sets(self, q: np.ndarray, b: np.ndarray, keys: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(z, active, ok)`` per row: the QP without slacks first (most rows: their integers admit a feasible
+        continuous part), the relaxed QP (OSQP, then HiGHS) for the rows where that fails the KKT check."""
+        z, active, ok = self.hard_oracle.solve(q, b)
+        ok &= kkt_ok(self._H, self._F, q, b, z, self.qp.settings.tol)
+        if not np.all(ok):
+            rest = np.flatnonzero(~ok)
+            z[rest], active[rest], ok[rest] = self.oracle.solve(q[rest], b[rest], None if keys is None else keys[rest])
+        return z, active, ok
+
 
 def kkt_ok(H: np.ndarray, F: np.ndarray, q: np.ndarray, b: np.ndarray, z: np.ndarray, tol: float) -> np.ndarray:
     """Rows where ``z`` is primal feasible and some nonnegative multipliers on its tight rows make it stationary
     (non-negative least squares would be exact; the multipliers of the tight rows by least squares, checked for
     sign, are enough for the nondegenerate rows OSQP's polish returns)."""
-    B = z.shape[0]
     scale = 1.0 + np.maximum(np.abs(q).max(1), np.abs(b).max(1))
     slack = b - z @ F.T
-    ok = np.isfinite(z).all(1) & (slack.min(1) >= -tol * scale)
+    # primal feasibility row by row, relative to the row's own bound (scoring counts 1e-6 violations)
+    ok = np.isfinite(z).all(1) & np.all(slack >= -tol * (1.0 + np.abs(b)), axis=1)
     grad = z @ H + q
     for i in np.flatnonzero(ok):
         tight = slack[i] <= tol * scale[i]
@@ -260,6 +278,71 @@ def kkt_ok(H: np.ndarray, F: np.ndarray, q: np.ndarray, b: np.ndarray, z: np.nda
         lam, *_ = np.linalg.lstsq(Ft.T, -grad[i], rcond=None)
         ok[i] = lam.min() >= -tol * scale[i] and np.abs(grad[i] + lam @ Ft).max() <= tol * scale[i]
     return ok
+
+
+class HardQPOracle:
+    """OSQP on the layer's QP *without* slacks (``s = 0``): ``min 1/2 x'Px + q'x s.t. A x <= r, lb <= x <= ub``.
+
+    Where it is solved and polished and each step's multipliers add up to at most ``rho``, ``[x; 0]`` solves
+    the relaxed QP (the slack penalty is exact there); :meth:`solve` returns that point with its active set in
+    the relaxed QP's rows, for :func:`kkt_ok` to confirm.
+    """
+
+    def __init__(self, layer: RelaxedMIQPLayer, eps: float = 1e-4, max_iter: int = 1000) -> None:
+        import osqp
+        import scipy.sparse as sp
+
+        s = layer.structure
+        cont = ~s.integer
+        self.n_c, self.m, self.n_s = layer.n_c, layer.n_rows, layer.n_s
+        self.lb, self.ub = s.lb[cont], s.ub[cont]
+        self.has_ub, self.has_lb = np.isfinite(self.ub), np.isfinite(self.lb)
+        self.E = layer._F[: self.m, self.n_c:] < 0               # (m, n_s): the slack of each merged row
+        self.rho = layer.rho
+        A = np.vstack([layer.merged.A, np.eye(self.n_c)])
+        self.lower = np.concatenate([np.full(self.m, -np.inf), self.lb])
+        P = layer._H[: self.n_c, : self.n_c]
+        self.model = osqp.OSQP()
+        self.model.setup(sp.csc_matrix(np.triu(P)), np.zeros(self.n_c), sp.csc_matrix(A), self.lower,
+                         np.concatenate([np.zeros(self.m), self.ub]), verbose=False, eps_abs=eps, eps_rel=eps,
+                         polishing=True, max_iter=max_iter, warm_starting=True)
+        self.p = layer._F.shape[0]
+        from scipy.linalg import cho_factor, cho_solve
+
+        factor = cho_factor(P)
+        self.chol_solve = lambda rhs: cho_solve(factor, rhs)
+
+    def solve(self, q: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(z, active, found)`` per row of the relaxed QP's ``q`` (B, n) and ``b`` (B, p)."""
+        with _stdout_silenced():                          # OSQP's C code prints about skipped polishes
+            return self._solve(q, b)
+
+    def _solve(self, q: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        B = q.shape[0]
+        z = np.full((B, self.n_c + self.n_s), np.nan)
+        active = np.zeros((B, self.p), dtype=bool)
+        found = np.zeros(B, dtype=bool)
+        for i in range(B):
+            self.model.update(q=q[i, : self.n_c], u=np.concatenate([b[i, : self.m], self.ub]))
+            res = self.model.solve(raise_error=False)
+            if res.info.status_val != 1 or res.info.status_polish not in (1, 2):
+                continue
+            if res.info.status_polish == 2:                 # no constraint active: the unconstrained minimiser
+                res.x[:] = self.chol_solve(-q[i, : self.n_c])
+                res.y[:] = 0.0
+            y_rows, y_box = res.y[: self.m], res.y[self.m:]
+            lam = np.maximum(y_rows, 0.0)
+            if np.any(lam @ self.E > self.rho):              # the slack penalty is not exact here
+                continue
+            z[i, : self.n_c], z[i, self.n_c:] = res.x, 0.0
+            active[i, : self.m] = y_rows > 0
+            active[i, self.m: self.m + self.n_s] = True         # s >= 0 holds with equality
+            at_ub, at_lb = y_box > 0, y_box < 0
+            k = self.m + self.n_s
+            active[i, k: k + int(self.has_ub.sum())] = at_ub[self.has_ub]
+            active[i, k + int(self.has_ub.sum()):] = at_lb[self.has_lb]
+            found[i] = True
+        return z, active, found
 
 
 class OSQPOracle:
@@ -287,6 +370,11 @@ class OSQPOracle:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(z, active, polished)`` for every row of ``q`` (B, n) and ``b`` (B, p); rows with a ``key`` seen
         before start from that key's last primal-dual pair."""
+        with _stdout_silenced():
+            return self._solve(q, b, keys)
+
+    def _solve(self, q: np.ndarray, b: np.ndarray, keys: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         B = q.shape[0]
         z = np.full((B, self.n), np.nan)
         active = np.zeros((B, self.p), dtype=bool)

@@ -67,6 +67,12 @@ def test_train_then_solve(method, tank_set, tmp_path):
     xi = X[:, s.integer]
     assert np.array_equal(xi, np.round(xi)) and np.all(xi >= s.lb[s.integer]) and np.all(xi <= s.ub[s.integer])
     assert np.all(X[:, ~s.integer] >= s.lb[~s.integer] - 1e-9) and np.all(X[:, ~s.integer] <= s.ub[~s.integer] + 1e-9)
+    assert solver.repair == meta["repair"] and meta["repair"] in (0, 4, 16)
+    # the repair never loses feasibility: its infeasible instances are a subset of the plain prediction's
+    theta = test.params["theta"]
+    plain = miqp_metrics(s, theta, solver.model.predict(theta, repair=0))
+    fixed = miqp_metrics(s, theta, solver.model.predict(theta, repair=16))
+    assert fixed["violation_rate"] <= plain["violation_rate"]
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):
@@ -82,3 +88,25 @@ def test_training_is_deterministic(tank_set, tmp_path):
         outs.append(torch.load(train("hybrid", args, tmp_path), weights_only=True)["state_dict"])
     for key in outs[0]:
         assert torch.equal(outs[0][key], outs[1][key])
+
+
+def test_canonical_labels_keep_the_optimum(robot_set, tank_set):
+    from baselines.miqp_common.labels import canonical_labels, indicator_rows
+    from bilevelbench.families.miqp import row_residual, row_scale, solve_fixed_integers
+
+    ds = InstanceSet.open(robot_set)
+    s = ds.structure
+    split = ds.split("test")
+    theta, X = split.params["theta"], split.labels["x"]
+    cols, rows = indicator_rows(s)
+    assert cols.size == 240                                 # every obstacle side is an indicator of one row
+    Y = canonical_labels(s, theta, X)
+    assert np.array_equal(Y[:, ~s.integer], X[:, ~s.integer])
+    assert np.all(Y[:, s.integer] <= X[:, s.integer])       # only relaxed sides that hold become enforced
+    assert np.all(row_residual(s, Y, theta) <= 1e-6 * row_scale(s))
+    for i in range(theta.shape[0]):
+        ref = solve_fixed_integers(s, theta[i], Y[i, s.integer])
+        np.testing.assert_allclose(ref.x, Y[i], atol=1e-5)           # the same trajectory (Y has X's)
+    tank = InstanceSet.open(tank_set)
+    tx = tank.split("test").labels["x"]
+    assert np.array_equal(canonical_labels(tank.structure, tank.split("test").params["theta"], tx), tx)

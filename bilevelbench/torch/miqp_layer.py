@@ -24,10 +24,13 @@ Two exact reductions keep the QP small (bilevelbench's condensed MPC has 400 suc
 With ``rho`` larger than the multipliers of the hard QP the slack penalty is exact: when the integers admit a
 feasible continuous part the slacks are zero and the layer returns the hard QP's solution.
 
-Solving. OSQP (``polishing`` on) finds each row's active set fast; :class:`BatchedQP` then solves the KKT system
-of that active set, checks every KKT condition (rows where the guess fails are solved by its interior-point
-method) and differentiates the solution implicitly. Without autograd, :meth:`RelaxedMIQPLayer.solve_exact`
-skips :class:`BatchedQP` when OSQP's polished answer passes the KKT check.
+Solving. Each row's active set comes from a fast per-instance solver: OSQP (polishing on) on the QP without
+slacks first (the usual case: the integers admit a feasible continuous part, and the multipliers are below
+``rho``), then OSQP on the relaxed QP, then HiGHS's active-set QP solver for what OSQP does not finish.
+:class:`BatchedQP` then solves the KKT system of that active set, checks every KKT condition (rows where the
+guess fails go to its interior-point method) and differentiates the solution implicitly. Without autograd,
+:meth:`RelaxedMIQPLayer.solve_exact` returns the polished answers that pass a KKT check in numpy as they are
+and sends the other rows through :class:`BatchedQP`.
 """
 
 from __future__ import annotations

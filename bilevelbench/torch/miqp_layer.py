@@ -168,6 +168,10 @@ class RelaxedMIQPLayer(torch.nn.Module):
         P = s.Wxx[np.ix_(cont, cont)]
         H = np.block([[P, np.zeros((self.n_c, ns))], [np.zeros((ns, self.n_c)), slack_ridge * np.eye(ns)]])
         self.qp = BatchedQP(torch.tensor(H), torch.tensor(F), settings or IPMSettings(on_failure="nan"))
+        #: The same QP with no interior-point iteration: only the active-set guess is polished and checked
+        #: (rows where it fails come back as NaN).
+        self.qp_guess = BatchedQP(torch.tensor(H), torch.tensor(F),
+                                  IPMSettings(tol=self.qp.settings.tol, max_iter=0, on_failure="nan"))
         self._H, self._F = H, F
         self._bounds_b = np.concatenate([ub[has_ub], -lb[has_lb]])
         dt = torch.float64
@@ -212,20 +216,27 @@ class RelaxedMIQPLayer(torch.nn.Module):
 
     # -- solving ------------------------------------------------------------------------------------------
     def forward(self, theta: torch.Tensor, x_int: torch.Tensor, keys: np.ndarray | None = None) -> RelaxedSolution:
-        """Solve the batch; ``x_cont`` and ``slack`` are differentiable in ``x_int`` (implicit KKT gradients).
+        """Solve the batch; ``x_cont`` and ``slack`` are differentiable in ``x_int`` (implicit KKT gradients of the
+        active set the solvers found; rows where that set is degenerate get the solver's answer without gradient).
 
         ``keys`` (B,) ints, optional: instance identifiers (training indices). OSQP starts each keyed row from
         the answer it found for the same key last time, which saves most of its iterations when the integers
         change little between epochs; answers are the same either way.
         """
         q, b = self.qp_data(theta, x_int)
-        _, active, _ = self._active_sets(q.detach().numpy(), b.detach().numpy(), keys)
-        z = self.qp(q, b, torch.from_numpy(active))
+        z0, active, _ = self._active_sets(q.detach().numpy(), b.detach().numpy(), keys)
+        z = self.qp_guess(q, b, torch.from_numpy(active))
+        failed = ~torch.isfinite(z).all(1)
+        if bool(failed.any()):
+            # the guess is wrong or degenerate for these rows (rare): the solver's answer, without gradient
+            log.debug("relaxed QP: %d of %d rows carry no gradient", int(failed.sum()), failed.numel())
+            z = torch.where(failed[:, None], torch.from_numpy(np.nan_to_num(z0)), z)
         return self._split(z, x_int)
 
     def solve_exact(self, theta: np.ndarray | torch.Tensor, x_int: np.ndarray | torch.Tensor) -> RelaxedSolution:
-        """Solve without autograd: OSQP's polished answers that pass the KKT check are kept, the other rows
-        go through :class:`BatchedQP` (active-set guess, then its interior point)."""
+        """Solve without autograd: OSQP's polished answers that pass the KKT check are kept; for the other rows
+        :class:`BatchedQP` solves the KKT system of the solver's active set, and where that set is degenerate
+        HiGHS's answer is kept (BatchedQP's interior point when there is none)."""
         with torch.no_grad():
             theta = torch.as_tensor(np.asarray(theta, dtype=np.float64))
             x_int = torch.as_tensor(np.asarray(x_int, dtype=np.float64))
@@ -233,10 +244,17 @@ class RelaxedMIQPLayer(torch.nn.Module):
             qn, bn = q.numpy(), b.numpy()
             z, active, ok = self._active_sets(qn, bn)
             ok &= kkt_ok(self._H, self._F, qn, bn, z, self.qp.settings.tol)
-            if not np.all(ok):
-                bad = torch.from_numpy(np.flatnonzero(~ok))
-                log.debug("relaxed QP: %d of %d rows re-solved by BatchedQP", bad.numel(), ok.size)
-                z[~ok] = self.qp(q[bad], b[bad], torch.from_numpy(active[~ok])).numpy()
+            if not np.all(ok):                    # polish the solver's active set exactly
+                bad = np.flatnonzero(~ok)
+                zb = self.qp_guess(q[bad], b[bad], torch.from_numpy(active[bad])).numpy()
+                fixed = np.isfinite(zb).all(1)
+                z[bad[fixed]] = zb[fixed]
+                # a degenerate active set: HiGHS's answer (accurate to its 1e-7 tolerances) if it has one,
+                # else BatchedQP's interior point
+                rest = bad[~fixed & ~np.isfinite(z[bad]).all(1)]
+                if rest.size:
+                    log.debug("relaxed QP: %d of %d rows re-solved by BatchedQP", rest.size, ok.size)
+                    z[rest] = self.qp(q[rest], b[rest]).numpy()
             return self._split(torch.from_numpy(z), x_int)
 
     @property

@@ -39,7 +39,8 @@ def load_model(path: Path, structure) -> tuple[MIQPL2O, dict]:
     blob = torch.load(path, weights_only=True, map_location="cpu")
     meta = blob["meta"]
     p = structure.p
-    model = MIQPL2O(structure, np.zeros(p), np.ones(p), list(meta["hidden"]), rho=float(meta["rho"]))
+    model = MIQPL2O(structure, np.zeros(p), np.ones(p), list(meta["hidden"]), rho=float(meta["rho"]),
+                    slack=str(meta.get("slack", "step")))
     model.policy.load_state_dict(blob["state_dict"])
     model.eval()
     return model, meta

@@ -86,6 +86,9 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay (default 1e-5)")
     parser.add_argument("--hidden", type=str, default="128,128,128,128", help="hidden widths (default 4 x 128)")
     parser.add_argument("--rho", type=float, default=1e4, help="slack penalty of the relaxed QP (default 1e4)")
+    parser.add_argument("--slack", choices=("step", "row"), default="step",
+                        help="slack layout of the relaxed QP: one per step (default) or one per row with an "
+                        "integer (bilevelbench/torch/miqp_layer.py)")
     parser.add_argument("--penalty", type=float, default=100.0,
                         help="lambda: weight of the summed row violations in the loss (default 100)")
     parser.add_argument("--w-obj", type=float, default=w_obj, help=f"objective weight (default {w_obj:g})")
@@ -134,7 +137,7 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
     label_tr = torch.tensor(np.nan_to_num(x_label[rows][:, s.integer]))
     has_label = torch.tensor(certified[rows])
     hidden = [int(h) for h in args.hidden.split(",")]
-    model = MIQPL2O(s, theta_all.mean(0), theta_all.std(0), hidden, rho=args.rho)
+    model = MIQPL2O(s, theta_all.mean(0), theta_all.std(0), hidden, rho=args.rho, slack=args.slack)
     opt = torch.optim.Adam(model.policy.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     theta_va = np.asarray(valid.params["theta"], float)
     f_va = np.where(_status(valid) == CERTIFIED, np.asarray(valid.labels["objective"], float), np.nan)
@@ -198,7 +201,7 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
                  m.get("mean_gap", float("nan")), m["ms_per_instance"])
     repair = min(trials, key=lambda r: (round(score(r), 9), r["repair"]))["repair"]
     meta = {"method": method, "structure_hash": s.digest(), "family": family, "dataset": name,
-            "dataset_sha256": file_sha256(args.dataset), "hidden": hidden, "rho": args.rho,
+            "dataset_sha256": file_sha256(args.dataset), "hidden": hidden, "rho": args.rho, "slack": args.slack,
             "penalty": args.penalty, "labels": args.labels, "w_obj": w_obj, "w_con": w_con, "w_sup": w_sup, "lr": args.lr,
             "weight_decay": args.weight_decay, "batch_size": args.batch_size, "epochs": args.epochs,
             "select": args.select, "selected_epoch": best[2], "repair": int(repair), "train_instances": int(n),

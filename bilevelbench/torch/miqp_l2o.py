@@ -16,8 +16,11 @@ Losses (per instance, averaged over the batch)::
     violation   sum_i max(0, G_i x + K_i theta - h_i) / s_i   every row, integer-only rows included
     supervised  BCE(sigmoid(z), label)                         certified labels only
 
-with ``s_i = max(1, ||G_C,i||_inf)`` for rows with continuous variables (the big-M coefficient of a robot
-obstacle row does not shrink its violation) and ``max(1, ||G_I,i||_inf)`` for integer-only rows.
+with ``s_i = max(1, ||G_i||_inf)``, the scale the violation metric uses. For a robot obstacle row that is
+the big-M coefficient: the row's gradient in its binary is then of the same order as the disjunction row's
+(unscaled, it is M times larger and drives every side to "relaxed" within an epoch). The objective's gradient
+in the binaries is still large (a binding side moves the QP's bound by M), which is why the authors weight
+the objective lightly for the robot (their code: 1e-5 against 1 for the penalties); ``--w-obj`` sets it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 
 from bilevelbench.errors import UsageError
-from bilevelbench.families.miqp import MIQPStructure
+from bilevelbench.families.miqp import MIQPStructure, row_scale
 from bilevelbench.torch.miqp_layer import RelaxedMIQPLayer, RelaxedSolution
 
 
@@ -116,9 +119,7 @@ class MIQPTerms(torch.nn.Module):
         self.c0 = float(s.c0)
         cont = ~s.integer
         has_c = np.abs(s.G[:, cont]).max(axis=1, initial=0.0) > 0
-        scale = np.where(has_c, np.abs(s.G[:, cont]).max(axis=1, initial=0.0),
-                         np.abs(s.G[:, s.integer]).max(axis=1, initial=0.0))
-        scale = np.maximum(1.0, scale)
+        scale = row_scale(s)
         self.register_buffer("G", torch.tensor(s.G / scale[:, None], dtype=dt))
         self.register_buffer("K", torch.tensor(s.K / scale[:, None], dtype=dt))
         self.register_buffer("h", torch.tensor(s.h / scale, dtype=dt))
@@ -144,10 +145,11 @@ class MIQPL2O(torch.nn.Module):
     """Integer policy + relaxed QP layer: ``theta -> (x, x_I, logits, slack)``."""
 
     def __init__(self, structure: MIQPStructure, theta_mean: np.ndarray, theta_std: np.ndarray,
-                 hidden: list[int] | tuple[int, ...] = (128, 128, 128, 128), rho: float = 1e4) -> None:
+                 hidden: list[int] | tuple[int, ...] = (128, 128, 128, 128), rho: float = 1e4,
+                 slack: str = "step") -> None:
         super().__init__()
         self.policy = IntegerPolicy(structure, theta_mean, theta_std, hidden)
-        self.layer = RelaxedMIQPLayer(structure, rho=rho)
+        self.layer = RelaxedMIQPLayer(structure, rho=rho, slack=slack)
         self.terms = MIQPTerms(structure)
 
     def forward(self, theta: torch.Tensor) -> tuple[RelaxedSolution, torch.Tensor, torch.Tensor]:

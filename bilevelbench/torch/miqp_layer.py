@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: Relative tolerance under which two normalised rows count as the same row.
 MERGE_TOL = 1e-12
+#: Slack layouts: one per horizon step (shared by the step's merged rows), or one per merged row that
+#: involves an integer variable (the other rows still share their step's slack).
+SLACK_MODES = ("step", "row")
 
 
 @dataclass(frozen=True)
@@ -135,16 +138,24 @@ class RelaxedMIQPLayer(torch.nn.Module):
     slack_ridge : float
         ``eps`` of ``eps/2 |s|^2``, which makes the QP's Hessian positive definite.
     steps : int, optional
-        Horizon length (default ``structure.extra["horizon"]``); one slack per step.
+        Horizon length (default ``structure.extra["horizon"]``).
+    slack : {"step", "row"}
+        ``"step"``: one slack per step, shared by the step's merged rows. ``"row"``: one slack per merged row
+        that involves an integer (others share their step's): an infeasible choice of integers then shows up
+        on the rows that cause it (with a shared slack, the L1 penalty spreads the violation over every row of
+        the step, e.g. over all four sides of an obstacle the robot is asked to avoid on both sides).
     settings : IPMSettings, optional
         Settings of :class:`BatchedQP` (its interior point runs only where the active-set guess fails).
     """
 
     def __init__(self, structure: MIQPStructure, rho: float = 1e4, slack_ridge: float = 1e-6,
-                 steps: int | None = None, settings: IPMSettings | None = None) -> None:
+                 steps: int | None = None, settings: IPMSettings | None = None, slack: str = "step") -> None:
         super().__init__()
         if not rho > 0 or not slack_ridge > 0:
             raise UsageError(f"rho and slack_ridge must be > 0, got {rho} and {slack_ridge}")
+        if slack not in SLACK_MODES:
+            raise UsageError(f"slack must be one of {', '.join(SLACK_MODES)}, got {slack!r}")
+        self.slack_mode = slack
         s = structure
         self.structure = s
         self.rho, self.slack_ridge = float(rho), float(slack_ridge)
@@ -153,7 +164,12 @@ class RelaxedMIQPLayer(torch.nn.Module):
         merged = merge_rows(s, steps)
         self.merged = merged
         m = merged.A.shape[0]
-        step_ids, slack_of_row = np.unique(merged.step, return_inverse=True)
+        group = merged.step.copy()
+        if slack == "row":
+            # every merged row that involves an integer gets its own slack; the others share their step's
+            with_int = np.array([np.any(s.G[mem[mem >= 0]][:, integ] != 0) for mem in merged.members])
+            group = np.where(with_int, merged.step.max() + 1 + np.arange(m), merged.step)
+        step_ids, slack_of_row = np.unique(group, return_inverse=True)
         ns = step_ids.size
         self.n_s, self.n_rows = ns, m
         E = np.zeros((m, ns))

@@ -74,8 +74,9 @@ def test_layer_equals_highs_on_certified_integers(which, request):
     np.testing.assert_allclose(diff.x.detach().numpy(), sol.x.numpy(), atol=1e-8)
 
 
+@pytest.mark.parametrize("slack", ["step", "row"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_layer_is_feasible_for_any_integers(family):
+def test_layer_is_feasible_for_any_integers(family, slack):
     """Random integers (and, for the robot, a start faster than v_max): an answer exists, satisfies the relaxed
     rows, and equals the hard QP wherever HiGHS finds one."""
     s = mimpc.structure_for(family)
@@ -84,7 +85,7 @@ def test_layer_is_feasible_for_any_integers(family):
     if family == "mimpc-robot":
         theta[0, 2:4] = [2.0, -2.0]                       # no input can keep |v| <= 0.5: state rows need slack
     x_int = _random_integers(s, rng, 6)
-    layer = RelaxedMIQPLayer(s)
+    layer = RelaxedMIQPLayer(s, slack=slack)
     sol = layer.solve_exact(theta, x_int)
     z = torch.cat([sol.x_cont, sol.slack], 1).numpy()
     q, b = layer.qp_data(torch.tensor(theta), torch.tensor(x_int))
@@ -106,13 +107,14 @@ def test_layer_is_feasible_for_any_integers(family):
             np.testing.assert_allclose(sol.x[i].numpy(), ref.x, atol=1e-5)
 
 
+@pytest.mark.parametrize("slack", ["step", "row"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_gradients_match_finite_differences(family):
+def test_gradients_match_finite_differences(family, slack):
     s = mimpc.structure_for(family)
     rng = np.random.default_rng(2)
     theta = mimpc.sample_theta(family, rng, 3)
     x_int = _random_integers(s, rng, 3)
-    layer = RelaxedMIQPLayer(s, rho=1e2)
+    layer = RelaxedMIQPLayer(s, rho=1e2, slack=slack)
     w = torch.tensor(rng.standard_normal((3, layer.n_c + layer.n_s)))
     th = torch.tensor(theta)
 
@@ -144,3 +146,7 @@ def test_bad_arguments():
         layer.qp_data(torch.zeros(2, s.p), torch.zeros(2, 3))
     with pytest.raises(UsageError):
         merge_rows(s, steps=7)
+    with pytest.raises(UsageError):
+        RelaxedMIQPLayer(s, slack="column")
+    # one slack per row with an integer: every tank state row but x1 at step 1 (no pump level acts on it yet)
+    assert RelaxedMIQPLayer(s, slack="row").n_s == 79

@@ -11,8 +11,8 @@ weight decay 1e-5), batch 128, 20 epochs, as the authors' code. After every epoc
 ``violation rate + mean gap`` on valid are kept (``--select last`` keeps the final ones). The test split is
 never read. A test-time repair budget (:meth:`MIQPL2O.predict`: where the integers need slack, try the
 least certain integers rounded the other way) is then chosen on valid among ``REPAIR_GRID`` by the same
-score; 0 is the paper's method as published. Supervised targets are the canonical labels (:mod:`baselines.miqp_common.labels`) unless
-``--labels raw``.
+score; 0 is the paper's method as published. Supervised targets are the canonical labels
+(:mod:`baselines.miqp_common.labels`) unless ``--labels raw``.
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ def build_parser(method: str) -> argparse.ArgumentParser:
                         "integer (bilevelbench/torch/miqp_layer.py)")
     parser.add_argument("--penalty", type=float, default=100.0,
                         help="lambda: weight of the summed row violations in the loss (default 100)")
+    parser.add_argument("--int-weight", type=float, default=1.0,
+                        help="weight of the integer-only rows within the violation (default 1; their gradient "
+                        "is about big-M times smaller than the other terms' for the robot)")
     parser.add_argument("--w-obj", type=float, default=w_obj, help=f"objective weight (default {w_obj:g})")
     parser.add_argument("--w-con", type=float, default=w_con, help=f"violation weight (default {w_con:g})")
     parser.add_argument("--w-sup", type=float, default=w_sup, help=f"supervised weight (default {w_sup:g})")
@@ -162,14 +165,14 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
             th = theta_tr[idx]
             loss = th.new_zeros(())
             if needs_layer:
-                sol, x_int, logits = _forward(model, th, idx)
+                sol, _, logits = _forward(model, th, idx)
                 f = model.terms.objective(sol.x, th)
-                g = model.terms.violation(sol.x, th)
+                g = model.terms.violation(sol.x, th, args.int_weight)
                 loss = loss + w_obj * f.mean() + w_con * args.penalty * g.mean()
                 sums["objective"] += float(f.detach().mean()) * len(idx)
                 sums["violation"] += float(g.detach().mean()) * len(idx)
             else:
-                x_int, logits = model.policy(th)
+                _, logits = model.policy(th)
             if w_sup > 0:
                 lab = has_label[idx]
                 if bool(lab.any()):
@@ -202,9 +205,10 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
     repair = min(trials, key=lambda r: (round(score(r), 9), r["repair"]))["repair"]
     meta = {"method": method, "structure_hash": s.digest(), "family": family, "dataset": name,
             "dataset_sha256": file_sha256(args.dataset), "hidden": hidden, "rho": args.rho, "slack": args.slack,
-            "penalty": args.penalty, "labels": args.labels, "w_obj": w_obj, "w_con": w_con, "w_sup": w_sup, "lr": args.lr,
-            "weight_decay": args.weight_decay, "batch_size": args.batch_size, "epochs": args.epochs,
-            "select": args.select, "selected_epoch": best[2], "repair": int(repair), "train_instances": int(n),
+            "penalty": args.penalty, "int_weight": args.int_weight, "labels": args.labels, "w_obj": w_obj,
+            "w_con": w_con, "w_sup": w_sup, "lr": args.lr, "weight_decay": args.weight_decay,
+            "batch_size": args.batch_size, "epochs": args.epochs, "select": args.select,
+            "selected_epoch": best[2], "repair": int(repair), "train_instances": int(n),
             "train_limit": int(args.train_limit), "seed": args.seed,
             "train_seconds": time.perf_counter() - start, "torch": str(torch.__version__)}
     torch.save({"state_dict": best[1], "meta": meta}, out)

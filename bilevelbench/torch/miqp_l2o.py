@@ -18,12 +18,16 @@ Losses (per instance, averaged over the batch)::
 
 with ``s_i = max(1, ||G_i||_inf)``, the scale the violation metric uses. For a robot obstacle row that is
 the big-M coefficient: the row's gradient in its binary is then of the same order as the disjunction row's
-(unscaled, it is M times larger and drives every side to "relaxed" within an epoch). The objective's gradient
-in the binaries is still large (a binding side moves the QP's bound by M), which is why the authors weight
-the objective lightly for the robot (their code: 1e-5 against 1 for the penalties); ``--w-obj`` sets it.
+(unscaled, it is M times larger and drives every side to "relaxed" within an epoch). Every term that depends
+on the continuous part still reaches a binary through the QP, where a binding side moves its bound by M: the
+objective's and the state rows' gradients in the binaries are about M times those of the integer-only rows.
+The authors weight the objective lightly for the robot (their code: 1e-5 against 1 for the penalties;
+``--w-obj``); ``int_weight`` (``--int-weight``) scales the integer-only rows up to the same order.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import torch
@@ -36,7 +40,7 @@ from bilevelbench.torch.miqp_layer import RelaxedMIQPLayer, RelaxedSolution
 def mlp(sizes: list[int]) -> torch.nn.Sequential:
     """ReLU MLP with the given layer sizes (no activation after the last layer), float64."""
     layers: list[torch.nn.Module] = []
-    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for k, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(torch.nn.Linear(a, b, dtype=torch.float64))
         if k < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
@@ -131,9 +135,12 @@ class MIQPTerms(torch.nn.Module):
         const = 0.5 * ((theta @ self.Wtt) * theta).sum(1) + theta @ self.ct + self.c0
         return quad + const
 
-    def violation(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        res = x @ self.G.T + theta.to(torch.float64) @ self.K.T - self.h
-        return torch.relu(res).sum(1)
+    def violation(self, x: torch.Tensor, theta: torch.Tensor, int_weight: float = 1.0) -> torch.Tensor:
+        """Summed scaled violation of every row; integer-only rows count ``int_weight`` times."""
+        res = torch.relu(x @ self.G.T + theta.to(torch.float64) @ self.K.T - self.h)
+        if int_weight != 1.0:
+            res = torch.where(self.int_only, int_weight * res, res)
+        return res.sum(1)
 
     def violation_int_only(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Summed violation of the integer-only rows."""

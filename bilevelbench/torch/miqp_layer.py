@@ -274,13 +274,13 @@ class RelaxedMIQPLayer(torch.nn.Module):
             return self._split(torch.from_numpy(z), x_int)
 
     @property
-    def oracle(self) -> "OSQPOracle":
+    def oracle(self) -> OSQPOracle:
         if self._oracle is None:
             self._oracle = OSQPOracle(self._H, self._F)
         return self._oracle
 
     @property
-    def hard_oracle(self) -> "HardQPOracle":
+    def hard_oracle(self) -> HardQPOracle:
         if getattr(self, "_hard", None) is None:
             self._hard = HardQPOracle(self)
         return self._hard

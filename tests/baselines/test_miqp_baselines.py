@@ -98,7 +98,7 @@ def test_canonical_labels_keep_the_optimum(robot_set, tank_set):
     s = ds.structure
     split = ds.split("test")
     theta, X = split.params["theta"], split.labels["x"]
-    cols, rows = indicator_rows(s)
+    cols, _ = indicator_rows(s)
     assert cols.size == 240                                 # every obstacle side is an indicator of one row
     Y = canonical_labels(s, theta, X)
     assert np.array_equal(Y[:, ~s.integer], X[:, ~s.integer])
@@ -110,3 +110,28 @@ def test_canonical_labels_keep_the_optimum(robot_set, tank_set):
     tank = InstanceSet.open(tank_set)
     tx = tank.split("test").labels["x"]
     assert np.array_equal(canonical_labels(tank.structure, tank.split("test").params["theta"], tx), tx)
+
+
+def test_torch_terms_match_numpy(robot_set):
+    """Objective and scaled violations of MIQPTerms equal the numpy definitions; straight-through rounding."""
+    from bilevelbench.families.miqp import objective, row_residual, row_scale
+    from bilevelbench.torch.miqp_l2o import MIQPTerms, round_st
+
+    ds = InstanceSet.open(robot_set)
+    s = ds.structure
+    split = ds.split("test")
+    theta = split.params["theta"]
+    rng = np.random.default_rng(4)
+    X = rng.uniform(s.lb, s.ub, size=(theta.shape[0], s.n))
+    terms = MIQPTerms(s)
+    th, x = torch.tensor(theta), torch.tensor(X)
+    np.testing.assert_allclose(terms.objective(x, th).numpy(), objective(s, X, theta), rtol=1e-12, atol=1e-9)
+    viol = np.maximum(row_residual(s, X, theta) / row_scale(s), 0.0)
+    int_only = ~np.any(s.G[:, ~s.integer] != 0, axis=1)
+    np.testing.assert_allclose(terms.violation(x, th).numpy(), viol.sum(1), rtol=1e-12)
+    weighted = viol[:, ~int_only].sum(1) + 7.0 * viol[:, int_only].sum(1)
+    np.testing.assert_allclose(terms.violation(x, th, int_weight=7.0).numpy(), weighted, rtol=1e-12)
+    v = torch.tensor([0.2, 0.7, 2.6], requires_grad=True)
+    out = round_st(v)
+    out.sum().backward()
+    assert out.tolist() == [0.0, 1.0, 3.0] and v.grad.tolist() == [1.0, 1.0, 1.0]

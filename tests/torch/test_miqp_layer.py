@@ -32,7 +32,7 @@ def test_merged_rows_are_the_original_rows(family):
     rng = np.random.default_rng(0)
     theta = mimpc.sample_theta(family, rng, 5)
     x = rng.uniform(s.lb, s.ub, size=(5, s.n))
-    q, b = layer.qp_data(torch.tensor(theta), torch.tensor(x[:, s.integer]))
+    _, b = layer.qp_data(torch.tensor(theta), torch.tensor(x[:, s.integer]))
     merged = x[:, ~s.integer] @ layer.merged.A.T - b[:, : layer.n_rows].numpy()
     res = row_residual(s, x, theta) / layer.merged.scale
     expect = np.stack([res[:, m[m >= 0]].max(1) for m in layer.merged.members], 1)
@@ -88,7 +88,7 @@ def test_layer_is_feasible_for_any_integers(family, slack):
     layer = RelaxedMIQPLayer(s, slack=slack)
     sol = layer.solve_exact(theta, x_int)
     z = torch.cat([sol.x_cont, sol.slack], 1).numpy()
-    q, b = layer.qp_data(torch.tensor(theta), torch.tensor(x_int))
+    _, b = layer.qp_data(torch.tensor(theta), torch.tensor(x_int))
     assert np.all(np.isfinite(z))
     assert np.all(z @ layer._F.T <= b.numpy() + 1e-7)
     assert np.all(sol.slack.numpy() >= -1e-9)

@@ -396,6 +396,8 @@ class OSQPOracle:
         import scipy.sparse as sp
 
         self.H, self.F, self.n, self.p = H, F, H.shape[0], F.shape[0]
+        #: Seconds HiGHS may spend on one fallback solve.
+        self.highs_time_limit = 2.0
         #: key -> (x, y) of the last answer for that key (warm starts).
         self.memory: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.model = osqp.OSQP()
@@ -431,12 +433,14 @@ class OSQPOracle:
                     self.memory[key] = (res.x.copy(), res.y.copy())
             else:                                   # slow or failed polish: HiGHS's active-set QP
                 z[i], active[i] = self._highs(q[i], b[i])
+                if not np.all(np.isfinite(z[i])) and res.x is not None and np.all(np.isfinite(res.x)):
+                    z[i] = res.x                    # HiGHS failed too: OSQP's last iterate (approximate)
         return z, active, polished
 
     def _highs(self, q: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from bilevelbench.qp import INF, solve_convex_qp
 
-        res = solve_convex_qp(self.H, q, self.F, np.full(self.p, -INF), b)
+        res = solve_convex_qp(self.H, q, self.F, np.full(self.p, -INF), b, time_limit=self.highs_time_limit)
         if res.status != "optimal":
             return np.full(self.n, np.nan), np.zeros(self.p, dtype=bool)
         return res.x, res.row_dual > 1e-12

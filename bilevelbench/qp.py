@@ -97,6 +97,29 @@ class QPResult:
         return self.status == "optimal"
 
 
+def _linear_part(c: np.ndarray, A: np.ndarray, row_lower, row_upper, col_lower, col_upper,
+                 offset: float) -> highspy.HighsLp:
+    """The ``HighsLp`` (costs, bounds, column-wise sparse rows) shared by the QP and MILP entry points."""
+    n, k = c.shape[0], A.shape[0]
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = k
+    lp.col_cost_ = c
+    lp.col_lower_ = np.asarray(col_lower, dtype=float)
+    lp.col_upper_ = np.asarray(col_upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    lp.offset_ = float(offset)
+    a_csc = sp.csc_matrix(A)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = k
+    lp.a_matrix_.start_ = a_csc.indptr
+    lp.a_matrix_.index_ = a_csc.indices
+    lp.a_matrix_.value_ = a_csc.data
+    return lp
+
+
 def solve_convex_qp(
     P: np.ndarray | None,
     c: np.ndarray,
@@ -138,22 +161,7 @@ def solve_convex_qp(
     col_lower = np.full(n, -INF) if col_lower is None else np.asarray(col_lower, dtype=float)
     col_upper = np.full(n, INF) if col_upper is None else np.asarray(col_upper, dtype=float)
 
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = k
-    lp.col_cost_ = c
-    lp.col_lower_ = col_lower
-    lp.col_upper_ = col_upper
-    lp.row_lower_ = np.asarray(row_lower, dtype=float)
-    lp.row_upper_ = np.asarray(row_upper, dtype=float)
-    lp.offset_ = float(offset)
-    a_csc = sp.csc_matrix(A)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = k
-    lp.a_matrix_.start_ = a_csc.indptr
-    lp.a_matrix_.index_ = a_csc.indices
-    lp.a_matrix_.value_ = a_csc.data
+    lp = _linear_part(c, A, row_lower, row_upper, col_lower, col_upper, offset)
 
     model = highspy.HighsModel()
     model.lp_ = lp
@@ -209,21 +217,7 @@ def solve_milp(
     n = c.shape[0]
     A = np.asarray(A, dtype=float).reshape(-1, n)
     k = A.shape[0]
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = k
-    lp.col_cost_ = c
-    lp.col_lower_ = np.asarray(col_lower, dtype=float)
-    lp.col_upper_ = np.asarray(col_upper, dtype=float)
-    lp.row_lower_ = np.asarray(row_lower, dtype=float)
-    lp.row_upper_ = np.asarray(row_upper, dtype=float)
-    a_csc = sp.csc_matrix(A)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = k
-    lp.a_matrix_.start_ = a_csc.indptr
-    lp.a_matrix_.index_ = a_csc.indices
-    lp.a_matrix_.value_ = a_csc.data
+    lp = _linear_part(c, A, row_lower, row_upper, col_lower, col_upper, 0.0)
     lp.integrality_ = [highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
                        for flag in np.asarray(integer, dtype=bool)]
     h = _highs()

@@ -69,6 +69,16 @@ def _highs() -> highspy.Highs:
     return h
 
 
+def _set_time_limit(h: highspy.Highs, seconds: float) -> None:
+    """Give the next ``run`` of the reused instance ``seconds`` of its own.
+
+    HiGHS compares ``time_limit`` with the instance's *cumulative* run clock (ERGO-Code/HiGHS#1477; highspy
+    has no ``zeroAllClocks``), so a plain limit on a reused instance runs out for good once all earlier solves
+    together took that long, and every later solve stops at once with "Time limit reached".
+    """
+    h.setOptionValue("time_limit", float(h.getRunTime()) + float(seconds))
+
+
 @dataclass(frozen=True)
 class QPResult:
     """Outcome of one convex QP solve.
@@ -178,7 +188,7 @@ def solve_convex_qp(
 
     h = _highs()
     h.clearModel()
-    h.setOptionValue("time_limit", float(time_limit))
+    _set_time_limit(h, time_limit)
     if h.passModel(model) == highspy.HighsStatus.kError:
         raise SolverError(f"HiGHS refused a QP with {n} columns and {k} rows (inconsistent data)")
     h.run()
@@ -222,7 +232,7 @@ def solve_milp(
                        for flag in np.asarray(integer, dtype=bool)]
     h = _highs()
     h.clearModel()
-    h.setOptionValue("time_limit", float(time_limit))
+    _set_time_limit(h, time_limit)
     if h.passModel(lp) == highspy.HighsStatus.kError:
         raise SolverError(f"HiGHS refused a MILP with {n} columns and {k} rows (inconsistent data)")
     h.run()

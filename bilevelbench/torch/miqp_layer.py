@@ -297,6 +297,18 @@ class RelaxedMIQPLayer(torch.nn.Module):
         return z, active, ok
 
 
+#: OSQP adapts its step size ``rho`` every ``adaptive_rho_interval`` iterations; the default interval (0) is
+#: chosen from measured setup and iteration *times*, and the adapted ``rho`` carries over to the next solve.
+#: A fixed interval and a reset before every solve make each answer depend on its own row only.
+_DETERMINISTIC = {"adaptive_rho_interval": 25, "rho": 0.1}
+
+
+def _restart(model, x0: np.ndarray, y0: np.ndarray) -> None:
+    """Start the next OSQP solve from ``(x0, y0)`` with the initial ``rho`` (not the last solve's state)."""
+    model.update_settings(rho=_DETERMINISTIC["rho"])
+    model.warm_start(x=x0, y=y0)
+
+
 def kkt_ok(H: np.ndarray, F: np.ndarray, q: np.ndarray, b: np.ndarray, z: np.ndarray, tol: float) -> np.ndarray:
     """Rows where ``z`` is primal feasible and some nonnegative multipliers on its tight rows make it stationary
     (non-negative least squares would be exact; the multipliers of the tight rows by least squares, checked for
@@ -342,7 +354,8 @@ class HardQPOracle:
         self.model = osqp.OSQP()
         self.model.setup(sp.csc_matrix(np.triu(P)), np.zeros(self.n_c), sp.csc_matrix(A), self.lower,
                          np.concatenate([np.zeros(self.m), self.ub]), verbose=False, eps_abs=eps, eps_rel=eps,
-                         polishing=True, max_iter=max_iter, warm_starting=True)
+                         polishing=True, max_iter=max_iter, warm_starting=True, **_DETERMINISTIC)
+        self.x0, self.y0 = np.zeros(self.n_c), np.zeros(A.shape[0])
         self.p = layer._F.shape[0]
         from scipy.linalg import cho_factor, cho_solve
 
@@ -361,6 +374,7 @@ class HardQPOracle:
         found = np.zeros(B, dtype=bool)
         for i in range(B):
             self.model.update(q=q[i, : self.n_c], u=np.concatenate([b[i, : self.m], self.ub]))
+            _restart(self.model, self.x0, self.y0)           # every row from the same start: order-independent
             res = self.model.solve(raise_error=False)
             if res.info.status_val != 1 or res.info.status_polish not in (1, 2):
                 continue
@@ -403,7 +417,7 @@ class OSQPOracle:
         self.model = osqp.OSQP()
         self.model.setup(sp.csc_matrix(np.triu(H)), np.zeros(self.n), sp.csc_matrix(F), np.full(self.p, -np.inf),
                          np.zeros(self.p), verbose=False, eps_abs=eps, eps_rel=eps, polishing=True,
-                         max_iter=max_iter, warm_starting=True, scaling=0)
+                         max_iter=max_iter, warm_starting=True, scaling=0, **_DETERMINISTIC)
 
     def solve(self, q: np.ndarray, b: np.ndarray, keys: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -424,6 +438,8 @@ class OSQPOracle:
             self.model.update(q=q[i], l=lower, u=b[i])
             if key is not None and key in self.memory:
                 self.model.warm_start(x=self.memory[key][0], y=self.memory[key][1])
+            else:                                   # not the previous row's answer: order-independent
+                _restart(self.model, np.zeros(self.n), np.zeros(self.p))
             res = self.model.solve(raise_error=False)
             if res.info.status_val == 1 and res.info.status_polish == 1:      # solved and polished
                 z[i] = res.x

@@ -20,6 +20,10 @@ class SchemaError(BilevelBenchError):
     """A file is not a bilevelbench instance set, is corrupt, or uses an unsupported schema."""
 
 
+class CaseFormatError(SchemaError):
+    """A power-system case file (MATPOWER format) is malformed or uses a feature that is not modelled."""
+
+
 class OutputExistsError(BilevelBenchError, FileExistsError):
     """The output path exists and overwriting was not requested."""
 

@@ -30,6 +30,10 @@ examples:
   # a training set for self-supervised methods: no labels on train, 2 worker processes
   bilevelbench generate bqp --size 9x6 --n-train 10000 --n-test 1000 --no-label-train --workers 2 --out bqp-9x6.h5
 
+  # DC optimal power flow: the reference load of case118, then 1000 sampled loads (PGLearn's distribution)
+  bilevelbench generate dcopf --case pglib_opf_case118_ieee --n-test 5 --load-scale 1,1 --load-noise 0 --out base.h5
+  bilevelbench generate dcopf --case case118 --n-train 1000 --n-valid 100 --n-test 200 --out case118.h5
+
   # score a solver (sandboxed, timed) and render the leaderboard
   bilevelbench check-solver baselines/exact --dataset bqp-3x2.h5
   bilevelbench evaluate --dataset bqp-3x2.h5 --solver baselines/exact --out leaderboards/results/exact.json
@@ -58,7 +62,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     p.add_argument("family", metavar="FAMILY|SPEC.toml",
                    help="problem family: bqp (bilevel quadratic program, Kotary et al., eqs. 11-12), "
-                        "mimpc-robot or mimpc-tank (mixed-integer MPC, Le et al., appendix B); or a dataset spec "
+                        "mimpc-robot or mimpc-tank (mixed-integer MPC, Le et al., appendix B), dcopf (DC optimal "
+                        "power flow on a PGLib grid, see --case); or a dataset spec "
                         "file such as datasets/bqp-9x6.toml that fixes size, seed and split counts")
     p.add_argument("--size", default=None, metavar="MxN",
                    help="M upper-level and N lower-level variables, e.g. 3x2, 6x4, 9x6, 12x9, 20x15 "
@@ -93,6 +98,16 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="rows of F (default ceil(5N/6): 5 for 9x6 as in the authors' code)")
     p.add_argument("--lower-ridge", type=float, default=None, metavar="R",
                    help="H = S S' + R I makes the follower's response unique (default 0.1)")
+    grid = p.add_argument_group("dcopf options")
+    grid.add_argument("--case", default=None, metavar="NAME|FILE",
+                      help="PGLib-OPF case: a shipped name (pglib_opf_case14_ieee, _case30_ieee, _case57_ieee, "
+                           "_case118_ieee, _case300_ieee, or short: case118) or the path of any MATPOWER .m file")
+    grid.add_argument("--load-scale", default=None, metavar="LO,HI",
+                      help="pd = alpha * eta (.) pd_ref with alpha ~ U[LO, HI] per instance (default 0.6,1.0)")
+    grid.add_argument("--load-noise", type=float, default=None, metavar="SIGMA",
+                      help="eta ~ U[1 - SIGMA, 1 + SIGMA] per bus (default 0.15)")
+    grid.add_argument("--penalty", type=float, default=None, metavar="M",
+                      help="price of thermal-limit violation, $/MW (default 1500, PGLearn's 150000 per unit)")
     p.set_defaults(run=_run_generate)
 
 
@@ -116,7 +131,7 @@ def _sampling_from(args: argparse.Namespace) -> tuple[dict, str | None]:
         values = {key: getattr(spec, key) for key in SAMPLING_ARGS}
         return values, spec.name
     if args.family != "bqp":
-        raise UsageError(f"unknown family {args.family!r}; expected bqp, {', '.join(MIQP_FAMILIES)} or a dataset "
+        raise UsageError(f"unknown family {args.family!r}; expected bqp, {', '.join(MIQP_FAMILIES)}, dcopf or a dataset "
                          "spec file (*.toml)")
     if args.size is None:
         raise UsageError("--size is required (or give a dataset spec file instead of the family)")
@@ -181,7 +196,76 @@ def _is_miqp_request(family: str) -> bool:
     return False
 
 
+def _is_dcopf_request(family: str) -> bool:
+    if family == "dcopf":
+        return True
+    if family.endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        return load_spec(family).family == "dcopf"
+    return False
+
+
+def _parse_pair(text: str, flag: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{flag} takes LO,HI (two numbers), got {text!r}") from None
+    return lo, hi
+
+
+def _run_generate_dcopf(args: argparse.Namespace) -> int:
+    from bilevelbench.certify.dcopf import DCOPFCertifierSettings
+    from bilevelbench.data.instance_set import InstanceSet
+    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+
+    for flag in ("size", "upper_constraints", "lower_constraints", "lower_ridge", "label_train",
+                 "closed_loop_episodes", "closed_loop_steps"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to dcopf")
+    if args.backend not in (None, "auto"):
+        raise UsageError("dcopf labels are solved by HiGHS (LP/QP) and certified by their duals; --backend does "
+                         "not apply")
+    values: dict = {"n_train": 0, "n_valid": 0, "n_test": 100, "seed": 0}
+    name = None
+    flags = {"n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test, "seed": args.seed,
+             "case": args.case, "load_noise": args.load_noise, "penalty": args.penalty,
+             "load_scale": None if args.load_scale is None else _parse_pair(args.load_scale, "--load-scale")}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if args.family.endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        if given:
+            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} cannot be combined with a "
+                             "spec file; the spec fixes the data set")
+        spec = load_spec(args.family)
+        name = spec.name
+        values.update({k: getattr(spec, k) for k in ("n_train", "n_valid", "n_test", "seed", "case")})
+        for key in ("load_noise", "penalty"):
+            if getattr(spec, key) is not None:
+                values[key] = getattr(spec, key)
+        if spec.load_scale is not None:
+            values["load_scale"] = tuple(float(v) for v in spec.load_scale)
+    values.update(given)
+    if "case" not in values:
+        raise UsageError("dcopf needs --case NAME|FILE (e.g. --case pglib_opf_case118_ieee)")
+    request = DCOPFRequest(**values)
+    settings = DCOPFCertifierSettings(**({"time_limit": args.time_limit} if args.time_limit else {}))
+    out = generate_dcopf(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
+                         progress=_progress_factory(not args.quiet, f"certify dcopf {request.case}"), name=name)
+    ds = InstanceSet.open(out)
+    split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
+    print(f"wrote {out}: {split_sizes}; labels: {counts}")
+    return 0
+
+
 def _run_generate(args: argparse.Namespace) -> int:
+    if _is_dcopf_request(args.family):
+        return _run_generate_dcopf(args)
+    dcopf_flags = [f for f in ("case", "load_scale", "load_noise", "penalty") if getattr(args, f) is not None]
+    if dcopf_flags:
+        raise UsageError(f"{', '.join('--' + f.replace('_', '-') for f in dcopf_flags)} apply to dcopf only")
     if _is_miqp_request(args.family):
         return _run_generate_miqp(args)
     if args.closed_loop_episodes is not None or args.closed_loop_steps is not None:
@@ -238,6 +322,8 @@ def _run_info(args: argparse.Namespace) -> int:
         (f"  size            {s.size}: {s.n - s.n_integer} continuous / {s.n_integer} integer variables, "
          f"{s.p} parameters, {s.G.shape[0]} rows ({', '.join(s.class_names)}; integer-only: "
          f"{', '.join(s.integer_only_classes) or 'none'})") if ds.is_miqp else
+        (f"  size            {s.size}: case {s.case}, {s.n_bus} buses, {s.n_gen} generators, {s.n_branch} "
+         f"branches ({s.limited.size} with a thermal limit, penalty {s.penalty:g} $/MW)") if ds.is_dcopf else
         (f"  size            {s.size}: {s.m} upper / {s.n} lower variables, "
          f"{s.n_upper_constraints} upper / {s.n_lower_constraints} lower constraints"),
         f"  seed            {meta['seed']}",

@@ -44,6 +44,8 @@ def verify_instance_set(ds: InstanceSet, oracle: bool = False,
     """Check every label of ``ds``; see the module docstring."""
     if ds.is_miqp:
         return verify_miqp_set(ds, progress)
+    if ds.is_dcopf:
+        return verify_dcopf_set(ds, progress)
     s = ds.structure
     if oracle and s.n_lower_constraints > MAX_ENUMERATED_ROWS:
         raise UsageError(f"--oracle enumerates 2^p active sets and takes at most {MAX_ENUMERATED_ROWS} "
@@ -127,6 +129,58 @@ def verify_miqp_set(ds: InstanceSet, progress: Callable[[int], object] | None = 
                 problems.append(f"labelled infeasible but HiGHS's MILP check says {verdict}")
         elif np.any(np.isfinite(x)):
             problems.append(f"status {status!r} but a solution is stored (unchecked points must not be published)")
+        report.checked += 1
+        if problems:
+            report.failures.append((int(index), status, "; ".join(problems)))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return report
+
+
+def verify_dcopf_set(ds: InstanceSet, progress: Callable[[int], object] | None = None) -> VerifyReport:
+    """Re-check every label of a DC-OPF set from the structure alone (no solver involved).
+
+    Certified labels: the stored dispatch, LMPs and line duals pass :func:`bilevelbench.certify.dcopf.check_label`
+    under the tolerances recorded in the file (limits, balance, LMP consistency, duality gap against the
+    closed-form dual value), and the stored objective and flows equal the recomputed ones. Infeasible labels:
+    demand lies outside the generation range. Other statuses must store no dispatch.
+    """
+    from bilevelbench.certify.dcopf import DCOPFCertifierSettings, check_label
+
+    s = ds.structure
+    recorded = ds.meta.get("certifier_settings", {})
+    known = set(DCOPFCertifierSettings.__dataclass_fields__)
+    tol = DCOPFCertifierSettings(**{k: float(v) for k, v in recorded.items() if k in known})
+    limits = {"bound_violation": tol.bound_tol, "balance_residual": tol.balance_tol,
+              "lmp_consistency": tol.lmp_tol, "rel_gap": tol.gap}
+    params, labels = ds.params, ds.labels
+    report = VerifyReport()
+    bar = progress(len(ds)) if progress else None
+    for pos, index in enumerate(ds.indices):
+        pd, pg = params["pd"][pos], labels["pg"][pos]
+        status = str(labels["status"][pos])
+        problems: list[str] = []
+        if not np.all(np.isfinite(pd)):
+            problems.append("parameters contain NaN or inf")
+        elif status == "certified_optimal":
+            line = labels["line_dual"][pos]
+            rep = check_label(s, pd, pg, labels["lmp"][pos], np.maximum(line, 0.0), np.maximum(-line, 0.0))
+            for key, limit in limits.items():
+                if not rep["checks"][key] <= limit:
+                    problems.append(f"{key} {rep['checks'][key]:.2e} exceeds {limit:g}")
+            f_stored = float(labels["objective"][pos])
+            if abs(rep["objective"] - f_stored) > tol.agreement_tol * max(1.0, abs(f_stored)):
+                problems.append(f"stored objective {f_stored:.10g} differs from the recomputed {rep['objective']:.10g}")
+            if not np.allclose(rep["flow"], labels["flow"][pos], rtol=1e-9, atol=1e-6):
+                problems.append("stored flows differ from the flows of the stored dispatch")
+        elif status == "infeasible":
+            demand = float(pd.sum() + s.gs.sum())
+            if s.pmin.sum() - 1e-6 <= demand <= s.pmax.sum() + 1e-6:
+                problems.append(f"labelled infeasible but demand {demand:.6g} MW is within the generation range")
+        elif np.any(np.isfinite(pg)):
+            problems.append(f"status {status!r} but a dispatch is stored (unchecked points must not be published)")
         report.checked += 1
         if problems:
             report.failures.append((int(index), status, "; ".join(problems)))

@@ -21,10 +21,11 @@ import numpy as np
 from bilevelbench.data.hdf5 import SPLITS, InstanceSetData, decode_strings, read_instance_set
 from bilevelbench.errors import MissingDataError, SchemaError, UsageError
 from bilevelbench.families.bqp import STRUCTURE_KEYS, BQPStructure
+from bilevelbench.families.dcopf import DCOPFStructure
 from bilevelbench.families.miqp import MIQPStructure
 
 #: Families this bilevelbench reads.
-FAMILIES = ("bqp", "mimpc-robot", "mimpc-tank")
+FAMILIES = ("bqp", "mimpc-robot", "mimpc-tank", "dcopf")
 #: Splits in the order they are listed (``infeasible``: certified-infeasible draws of the mixed-integer families).
 ALL_SPLITS = (*SPLITS, "infeasible")
 
@@ -52,7 +53,7 @@ class InstanceSet:
         self._indices = np.arange(data.n_instances) if indices is None else np.asarray(indices, dtype=np.int64)
         self.path = path
         self.split_name = split_name
-        self._structure: BQPStructure | MIQPStructure | None = None
+        self._structure: BQPStructure | MIQPStructure | DCOPFStructure | None = None
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -96,13 +97,23 @@ class InstanceSet:
     @property
     def is_miqp(self) -> bool:
         """Whether this is a mixed-integer family (decision ``x``, parameters ``theta``)."""
-        return self.family != "bqp"
+        return self.family.startswith("mimpc")
 
     @property
-    def structure(self) -> BQPStructure | MIQPStructure:
+    def is_dcopf(self) -> bool:
+        """Whether this is a DC-OPF set (decision ``pg``, parameters ``pd``)."""
+        return self.family == "dcopf"
+
+    @property
+    def structure(self) -> BQPStructure | MIQPStructure | DCOPFStructure:
         """The problem structure shared by every instance."""
         if self._structure is None:
-            if self.is_miqp:
+            if self.is_dcopf:
+                from bilevelbench.families.dcopf import structure_from_arrays
+
+                case = (self._data.attrs.get("dcopf") or {}).get("case", "")
+                self._structure = structure_from_arrays(self._data.structure, case)
+            elif self.is_miqp:
                 self._structure = _miqp_structure(self._data)
             else:
                 arrays = {key: self._data.structure[key] for key in STRUCTURE_KEYS}
@@ -192,7 +203,8 @@ class InstanceSet:
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         if label_fields is None:
-            label_fields = ("x", "objective") if self.is_miqp else ("y", "z", "objective")
+            label_fields = (("x", "objective") if self.is_miqp else ("pg", "objective") if self.is_dcopf
+                            else ("y", "z", "objective"))
         missing = [f for f in label_fields if f not in self._data.labels]
         if missing:
             raise UsageError(f"unknown label field(s) {missing}; available: {sorted(self._data.labels)}")

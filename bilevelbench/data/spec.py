@@ -26,10 +26,11 @@ from bilevelbench.errors import MissingDataError, SchemaError
 
 REQUIRED = ("name", "family", "seed", "n_train", "n_valid", "n_test")
 OPTIONAL = ("size", "label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description",
-            "closed_loop_episodes", "closed_loop_steps", "time_limit")
+            "closed_loop_episodes", "closed_loop_steps", "time_limit", "case", "load_scale", "load_noise", "penalty")
 TYPES = {"name": str, "family": str, "size": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
          "label_train": bool, "upper_constraints": int, "lower_constraints": int, "lower_ridge": float,
-         "description": str, "closed_loop_episodes": int, "closed_loop_steps": int, "time_limit": float}
+         "description": str, "closed_loop_episodes": int, "closed_loop_steps": int, "time_limit": float,
+         "case": str, "load_scale": list, "load_noise": float, "penalty": float}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class DatasetSpec:
     closed_loop_episodes: int = 0
     closed_loop_steps: int = 0
     time_limit: float | None = None
+    case: str | None = None
+    load_scale: list | None = None
+    load_noise: float | None = None
+    penalty: float | None = None
 
 
 def load_spec(path: Path | str) -> DatasetSpec:
@@ -83,4 +88,10 @@ def load_spec(path: Path | str) -> DatasetSpec:
             raise SchemaError(f"{str(path)!r}: {key} = {value!r}; expected {expected.__name__}")
     if data["family"] == "bqp" and "size" not in data:
         raise SchemaError(f"{str(path)!r}: a bqp spec needs size = \"MxN\"")
+    if data["family"] == "dcopf" and "case" not in data:
+        raise SchemaError(f"{str(path)!r}: a dcopf spec needs case = \"pglib_opf_case118_ieee\" (a shipped name or a path)")
+    scale = data.get("load_scale")
+    if scale is not None and (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          for v in scale)):
+        raise SchemaError(f"{str(path)!r}: load_scale = {scale!r}; expected two numbers [LO, HI]")
     return DatasetSpec(**data)

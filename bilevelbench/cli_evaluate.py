@@ -75,9 +75,20 @@ def _summary(record: dict) -> str:
             f"max {_fmt(m['gap_max'])}{paper}"),
             (f"  feasible   {m['n_feasible']}/{m['n_instances']} ({100 * (m['feasible_rate'] or 0):.1f}%) at "
             f"tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, failed {m['n_failed']}"),
-            (f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
-            f"max-row max {_fmt(m['coupling_violation_max'])}"),
         ]
+        if m.get("balance_violation_rate") is not None:
+            lines += [
+                (f"  balance    violated {100 * m['balance_violation_rate']:.1f}%, mean "
+                 f"{_fmt(m['balance_violation_mean'])} MW, max {_fmt(m['balance_violation_max'])} MW"),
+                (f"  gen limits violated {100 * m['generator_violation_rate']:.1f}%, mean "
+                 f"{_fmt(m['generator_violation_mean'])} MW, max {_fmt(m['generator_violation_max'])} MW"),
+                (f"  thermal    overload mean {_fmt(m['thermal_violation_mw_mean'])} MW per instance "
+                 f"({_fmt(m['thermal_violation_cost_mean'])} $ at the penalty), largest single overload "
+                 f"{_fmt(m['thermal_violation_mw_max'])} MW"),
+            ]
+        else:
+            lines.append(f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
+                         f"max-row max {_fmt(m['coupling_violation_max'])}")
         if "z_distance_mean" in m:
             lines.append(f"  your z     distance to z(y) mean {_fmt(m['z_distance_mean'])}, follower regret mean "
                          f"{_fmt(m['follower_regret_mean'])} (z is never scored)")

@@ -23,13 +23,16 @@ class ExactSolver(Solver):
     ``bqp``: KKT reformulation with SOS1 complementarity solved to optimality by SCIP.
     ``mimpc-*``: the MIQP itself, by the label certifier's backend (SCIP, or Gurobi where
     installed and its license takes the model), with the same checks as the labels.
+    ``dcopf``: the label model (HiGHS, built once in ``setup``, warm-started per instance), certified by its
+    duals as the labels are.
     Instances the solver cannot finish (time limit, numerical failure, infeasible)
     get NaN rows, which the evaluator records as failures.
     """
 
     name = "exact"
     description = ("bqp: SOS1 KKT-MIP with provably valid bounds (SCIP); mimpc: the MIQP to gap 1e-6 "
-                   "(SCIP or Gurobi), integers fixed and re-solved by HiGHS")
+                   "(SCIP or Gurobi), integers fixed and re-solved by HiGHS; dcopf: HiGHS on the angle "
+                   "formulation, certified by its duals")
     backend = "scip"
     time_limit = 120.0
 
@@ -39,13 +42,23 @@ class ExactSolver(Solver):
         self.version = f"{bilevelbench.__version__} ({backend_version(self.backend)})"
         self._certifier: Certifier | None = None
         self._miqp = None
+        self._dcopf = None
 
     def skip(self, spec: TaskSpec) -> tuple[bool, str | None]:
-        if spec.family not in ("bqp", "mimpc-robot", "mimpc-tank"):
+        if spec.family not in ("bqp", "mimpc-robot", "mimpc-tank", "dcopf"):
             return True, f"the exact solver does not handle family {spec.family!r}"
         return False, None
 
     def setup(self, spec: TaskSpec, train_set) -> None:
+        if spec.family == "dcopf":
+            from bilevelbench.certify.dcopf import DCOPFCertifierSettings, DCOPFModel
+
+            settings = DCOPFCertifierSettings(time_limit=self.time_limit)
+            self._dcopf = (DCOPFModel(spec.structure, settings.time_limit), settings)
+            import bilevelbench
+
+            self.version = f"{bilevelbench.__version__} ({backend_version('highs')})"
+            return
         if spec.family != "bqp":
             from bilevelbench.certify.miqp import MIQPCertifierSettings, choose_backend
 
@@ -71,7 +84,21 @@ class ExactSolver(Solver):
                 x[k] = label.x
         return Prediction(y=x)
 
+    def _solve_dcopf(self, pd: np.ndarray) -> Prediction:
+        from bilevelbench.certify.dcopf import certify_dcopf
+
+        model, settings = self._dcopf
+        pd = np.atleast_2d(pd)
+        pg = np.full((pd.shape[0], model.s.n_gen), np.nan)
+        for k in range(pd.shape[0]):
+            label = certify_dcopf(model, pd[k], settings)
+            if label.status in SOLUTION_STATUSES:
+                pg[k] = label.pg
+        return Prediction(y=pg)
+
     def solve(self, params: Mapping[str, np.ndarray]) -> Prediction:
+        if self._dcopf is not None:
+            return self._solve_dcopf(params["pd"])
         if self._miqp is not None:
             return self._solve_miqp(params["theta"])
         cert = self._certifier

@@ -48,3 +48,13 @@ def robot_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data") / "mimpc-robot.h5"
     request = MIQPRequest(family="mimpc-robot", n_train=2, n_valid=1, n_test=5, seed=2)
     return generate_miqp(request, out, MIQPCertifierSettings(time_limit=120))
+
+
+@pytest.fixture(scope="session")
+def case14_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small dcopf set on PGLib case14 (20 train, 5 valid, 12 test), seed 4."""
+    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+
+    out = tmp_path_factory.mktemp("data") / "dcopf-case14.h5"
+    return generate_dcopf(DCOPFRequest(case="case14", n_train=20, n_valid=5, n_test=12, seed=4), out,
+                          name="dcopf-case14-tiny")

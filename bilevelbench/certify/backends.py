@@ -118,7 +118,7 @@ def gurobi_status() -> tuple[bool, str]:
 
 
 def backend_version(name: str) -> str:
-    """Version string of an exact backend (``scip`` or ``gurobi``), without building a model."""
+    """Version string of an exact backend (``scip``, ``gurobi`` or ``highs``), without building a model."""
     if name == "scip":
         import pyscipopt
 
@@ -129,7 +129,11 @@ def backend_version(name: str) -> str:
         import gurobipy as gp
 
         return "Gurobi {}.{}.{} (gurobipy {})".format(*gp.gurobi.version(), gp.__version__)
-    raise UsageError(f"backend must be one of scip, gurobi, got {name!r}")
+    if name == "highs":
+        from importlib import metadata
+
+        return f"HiGHS (highspy {metadata.version('highspy')})"
+    raise UsageError(f"backend must be one of scip, gurobi, highs, got {name!r}")
 
 
 def make_backend(name: str, s: BQPStructure, settings: BackendSettings | None = None) -> KKTBackend:

@@ -105,6 +105,15 @@ class InstanceSet:
         return self.family == "dcopf"
 
     @property
+    def decision_dims(self) -> tuple[int, int]:
+        """``(y_dim, z_dim)`` of a submission's answer: ``(m, n)`` for bqp (leader ``y``, follower ``z``),
+        ``(n, 0)`` for the mixed-integer families (all of ``x``), ``(n_gen, 0)`` for dcopf (``pg``)."""
+        s = self.structure
+        if self.is_dcopf:
+            return s.n_gen, 0
+        return (s.n, 0) if self.is_miqp else (s.m, s.n)
+
+    @property
     def structure(self) -> BQPStructure | MIQPStructure | DCOPFStructure:
         """The problem structure shared by every instance."""
         if self._structure is None:

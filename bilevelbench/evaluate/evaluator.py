@@ -25,6 +25,7 @@ from bilevelbench.evaluate.provenance import file_sha256, provenance
 from bilevelbench.evaluate.records import build_record
 from bilevelbench.evaluate.sandbox import Limits, SandboxRun, WorkerConfig, run_in_sandbox
 from bilevelbench.evaluate.scoring import SplitScore, score_bqp
+from bilevelbench.evaluate.scoring_dcopf import score_dcopf
 from bilevelbench.evaluate.scoring_miqp import score_miqp
 from bilevelbench.solvers import check_spec_form
 
@@ -90,9 +91,8 @@ def align(pred: PredictionSet, n: int, m: int, nz: int) -> tuple[np.ndarray, np.
 
 
 def decision_dims(ds: InstanceSet) -> tuple[int, int]:
-    """``(y_dim, z_dim)`` of submissions: ``(m, n)`` for bqp, ``(n, 0)`` for the mixed-integer families."""
-    s = ds.structure
-    return (s.n, 0) if ds.is_miqp else (s.m, s.n)
+    """``(y_dim, z_dim)`` of submissions (:attr:`InstanceSet.decision_dims`)."""
+    return ds.decision_dims
 
 
 def score_split(ds: InstanceSet, params: dict, labels: dict, y: np.ndarray, answered: np.ndarray,
@@ -101,6 +101,8 @@ def score_split(ds: InstanceSet, params: dict, labels: dict, y: np.ndarray, answ
     """Score one split with its family's scorer (one entry point for files and live runs)."""
     if ds.is_miqp:
         return score_miqp(ds.structure, params, labels, y, answered, reasons, paper_offset(ds), progress)
+    if ds.is_dcopf:
+        return score_dcopf(ds.structure, params, labels, y, answered, reasons, progress)
     return score_bqp(ds.structure, params, labels, y, answered, reasons, z, paper_offset(ds), progress)
 
 

@@ -41,7 +41,7 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
     out = {
         "gap_mean": agg["gap"]["mean"], "gap_median": agg["gap"]["median"], "gap_p95": agg["gap"]["p95"],
         "gap_max": agg["gap"]["max"], "signed_gap_mean": agg["signed_gap"]["mean"],
-        "paper_gap_mean": agg["paper_gap"]["mean"], "paper_gap_max": agg["paper_gap"]["max"],
+        "paper_gap_mean": agg.get("paper_gap", none)["mean"], "paper_gap_max": agg.get("paper_gap", none)["max"],
         "feasible_rate": float(np.mean(score.feasible)) if n else None,
         "coupling_violation_mean": agg.get("coupling_violation_l2", none)["mean"],
         "coupling_violation_max": agg.get("coupling_violation_max", none)["max"],
@@ -58,7 +58,26 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
         out["follower_regret_mean"] = agg["follower_regret"]["mean"]
     if "integer_violated" in score.values:
         out.update(mixed_integer_block(score, agg))
+    if "balance_violated" in score.values:
+        out.update(power_flow_block(agg))
     return out
+
+
+def power_flow_block(agg: dict[str, dict]) -> dict:
+    """Headline metrics of ``dcopf`` (``docs/metrics.md``): hard-constraint violation rates and sizes, and the
+    thermal (soft) violation in MW and in $."""
+    return {
+        "balance_violation_rate": agg["balance_violated"]["mean"],
+        "balance_violation_mean": agg["balance_violation"]["mean"],
+        "balance_violation_max": agg["balance_violation"]["max"],
+        "generator_violation_rate": agg["generator_violated"]["mean"],
+        "generator_violation_mean": agg["generator_violation"]["mean"],
+        "generator_violation_max": agg["generator_violation"]["max"],
+        "thermal_violation_mw_mean": agg["thermal_violation_mw"]["mean"],
+        "thermal_violation_mw_max": agg["thermal_violation_max"]["max"],
+        "thermal_violation_cost_mean": agg["thermal_violation_cost"]["mean"],
+        "coupling_violation_mean": None, "upper_violation_mean": None, "lower_violation_mean": None,
+    }
 
 
 def mixed_integer_block(score: SplitScore, agg: dict[str, dict]) -> dict:

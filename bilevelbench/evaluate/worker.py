@@ -55,7 +55,7 @@ def run(config: dict) -> int:
     split = ds.split(config["split"])
     n = len(split) if config.get("limit") is None else min(len(split), int(config["limit"]))
     s = ds.structure
-    y_dim, z_dim = (s.n, 0) if ds.is_miqp else (s.m, s.n)
+    y_dim, z_dim = ds.decision_dims
     spec = TaskSpec(family=ds.family, dataset=config["dataset_name"], split=config["split"], n_instances=n,
                     structure=s, param_names=tuple(split.params), y_dim=y_dim, z_dim=z_dim,
                     paper_convention=ds.meta.get("paper_convention"))

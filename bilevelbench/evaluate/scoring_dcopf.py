@@ -1,0 +1,109 @@
+"""Score a split's dispatches for ``dcopf``.
+
+A submission returns the generator dispatch ``pg`` (MW, one column per in-service generator in file order);
+the evaluator computes everything else itself from the grid, with no solver: the flows (sparse PTDF solves),
+the thermal violation ``xi = max(0, |f| - rate)`` and hence the objective ``cost(pg) + M sum xi``. Per instance:
+
+* ``objective``, ``gap = |f - f*| / max(|f*|, 1e-6)`` and ``signed_gap`` against the certified optimum;
+* ``balance_violation``: ``|sum pg - sum (pd + gs)|``, MW (hard constraint);
+* ``generator_violation``: the largest ``max(0, pmin - pg, pg - pmax)``, MW (hard constraint);
+* ``thermal_violation_mw``: ``sum xi``, MW, and ``thermal_violation_cost``: ``M sum xi``, $ (soft: part of the
+  objective, reported so proxies that buy feasibility with overloads are visible);
+* ``thermal_violation_max``: the largest single ``xi``, MW.
+
+An instance is feasible when balance and generator limits hold within
+``FEASIBILITY_TOL * (1 + total demand)`` and ``FEASIBILITY_TOL * max(1, |pmax|)`` MW respectively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from bilevelbench.certify.label import SOLUTION_STATUSES
+from bilevelbench.evaluate import metrics
+from bilevelbench.evaluate.scoring import SplitScore
+from bilevelbench.families.dcopf import DCOPFStructure
+
+FLOAT_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "balance_violation", "generator_violation",
+                "thermal_violation_mw", "thermal_violation_cost", "thermal_violation_max", "balance_violated",
+                "generator_violated")
+
+
+def violations(s: DCOPFStructure, pg: np.ndarray, pd: np.ndarray) -> dict[str, np.ndarray]:
+    """The violation measures of dispatches ``pg`` (B, ng) at loads ``pd`` (B, nb)."""
+    flow = s.flows(pg, pd)
+    xi = s.thermal_violation(flow)
+    demand = np.abs(pd).sum(1) + np.abs(s.gs).sum()
+    balance = np.abs(s.balance_residual(pg, pd))
+    gen = s.bound_violation(pg)
+    tol = metrics.FEASIBILITY_TOL
+    return {
+        "balance_violation": balance,
+        "generator_violation": gen,
+        "thermal_violation_mw": xi.sum(1),
+        "thermal_violation_cost": s.penalty * xi.sum(1),
+        "thermal_violation_max": xi.max(1, initial=0.0),
+        "balance_violated": (balance > tol * (1.0 + demand)).astype(float),
+        "generator_violated": (gen > tol * max(1.0, float(np.abs(s.pmax).max(initial=1.0)))).astype(float),
+        "objective": s.generation_cost(pg) + s.penalty * xi.sum(1),
+    }
+
+
+def score_dcopf(structure: DCOPFStructure, params: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                pg: np.ndarray, answered: np.ndarray, reasons: dict[int, str],
+                progress: Callable[[int], object] | None = None, chunk: int = 256) -> SplitScore:
+    """Score one split of ``dcopf`` (see the module docstring).
+
+    Parameters
+    ----------
+    structure : DCOPFStructure
+    params : dict
+        ``pd`` (n, nb) of the split's instances.
+    labels : dict
+        The split's label arrays (``objective``, ``status``).
+    pg : (n, ng) array
+        Submitted dispatches (rows of unanswered instances are ignored).
+    answered : (n,) bool array
+    reasons : dict
+        Why an unanswered instance has no row.
+    progress : callable, optional
+        Called with the number of instances scored in each chunk.
+    """
+    s = structure
+    pd = np.asarray(params["pd"], float)
+    n = pd.shape[0]
+    values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
+    feasible = np.zeros(n, bool)
+    scored = np.zeros(n, bool)
+    failures: list[dict] = []
+    status = np.asarray(labels["status"]).astype(str)
+    reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
+    finite = np.zeros(n, bool)
+    for i in range(n):
+        if not answered[i]:
+            failures.append({"instance": i, "reason": reasons.get(i, "no prediction for this instance")})
+        elif not np.all(np.isfinite(pg[i])):
+            bad = "NaN" if np.any(np.isnan(pg[i])) else "inf"
+            failures.append({"instance": i, "reason": f"pg contains {bad}"})
+        else:
+            finite[i] = True
+    idx = np.flatnonzero(finite)
+    for start in range(0, idx.size, chunk):
+        part = idx[start:start + chunk]
+        measured = violations(s, pg[part], pd[part])
+        for key, value in measured.items():
+            values[key][part] = value
+        obj = measured["objective"]
+        values["reference_objective"][part] = reference[part]
+        values["gap"][part] = metrics.relative_gap(obj, reference[part])
+        values["signed_gap"][part] = metrics.signed_relative_gap(obj, reference[part])
+        scored[part] = True
+        feasible[part] = (measured["balance_violated"] == 0) & (measured["generator_violated"] == 0)
+        if progress is not None:
+            progress(part.size)
+    if progress is not None and idx.size == 0:
+        progress(n)
+    return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
+                      references_missing=int(np.sum(~np.isfinite(reference))))

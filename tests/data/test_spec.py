@@ -17,12 +17,17 @@ GOOD = 'name = "t"\nfamily = "bqp"\nsize = "3x2"\nseed = 3\nn_train = 2\nn_valid
 
 def test_committed_specs_load():
     specs = sorted((ROOT / "datasets").glob("*.toml"))
-    assert {p.stem for p in specs} >= {"bqp-3x2", "bqp-6x4", "bqp-9x6", "bqp-12x9", "mimpc-robot", "mimpc-tank"}
+    assert {p.stem for p in specs} >= {"bqp-3x2", "bqp-6x4", "bqp-9x6", "bqp-12x9", "mimpc-robot", "mimpc-tank",
+                                       "dcopf-case57", "dcopf-case118", "dcopf-case300"}
     for path in specs:
         spec = load_spec(path)
         assert spec.name == path.stem
         if spec.family == "bqp":
             assert spec.n_test == 1000
+        elif spec.family == "dcopf":
+            from bilevelbench.power import SHIPPED_CASES
+
+            assert spec.case in SHIPPED_CASES and spec.n_train >= 2000 and spec.n_test >= 500
         else:  # issue 5: at least 2000 train / 500 test, with closed-loop reference episodes
             assert spec.n_train >= 2000 and spec.n_test >= 500 and spec.closed_loop_episodes > 0
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from bilevelbench import __version__
 from bilevelbench.leaderboard.plots import DISTRIBUTION_CAPTION, PARETO_CAPTION
 from bilevelbench.leaderboard.ranking import RANKING_RULE, DatasetGroup
-from bilevelbench.leaderboard.table import COLUMNS, clean_text, dataset_facts, entry_cells, entry_notes, solver_label
+from bilevelbench.leaderboard.table import clean_text, columns_for, dataset_facts, entry_cells, entry_notes, solver_label
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d1d1f;
@@ -187,7 +187,8 @@ def _section(group: DatasetGroup, pareto: str, distribution: str, anchor: str) -
     out = [f'<section id="{anchor}">', f"<h2>{e(name)} ({e(d.split)})</h2>", '<dl class="facts">']
     out += [f"<div><dt>{e(label)}</dt><dd>{e(text)}</dd></div>" for label, text in dataset_facts(group)]
     out += ["</dl>", '<div class="scroll">', '<table class="sortable">', "<thead>", "<tr>"]
-    for i, column in enumerate(COLUMNS):
+    columns = columns_for(d.family)
+    for i, column in enumerate(columns):
         kind = "number" if column.numeric else "text"
         sort = ' aria-sort="ascending"' if i == 0 else ""
         arrow = " \u25b2" if i == 0 else ""
@@ -197,7 +198,7 @@ def _section(group: DatasetGroup, pareto: str, distribution: str, anchor: str) -
     for order, entry in enumerate(group.entries):
         cls = ' class="front"' if entry.on_front else ""
         cells = []
-        for column, cell in zip(COLUMNS, entry_cells(entry)):
+        for column, cell in zip(columns, entry_cells(entry, columns)):
             num = ' class="num"' if column.numeric else ""
             title = ""
             if column.key == "solver" and entry.record.solver.description.strip():

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from bilevelbench import __version__
 from bilevelbench.leaderboard.plots import DISTRIBUTION_CAPTION, PARETO_CAPTION
 from bilevelbench.leaderboard.ranking import RANKING_RULE, DatasetGroup
-from bilevelbench.leaderboard.table import COLUMNS, clean_text, dataset_facts, entry_cells, entry_notes, solver_label
+from bilevelbench.leaderboard.table import clean_text, columns_for, dataset_facts, entry_cells, entry_notes, solver_label
 
 #: Characters that get a backslash in front of them. All are ASCII punctuation, which
 #: CommonMark lets any character be escaped with.
@@ -67,10 +67,11 @@ def render_markdown(groups: Sequence[DatasetGroup], plots: Sequence[tuple[str, s
         d = group.dataset
         lines += [f"## {e(clean_text(d.name, 80))} ({e(d.split)})", ""]
         lines += [" \u00b7 ".join(f"{e(label)}: {e(text)}" for label, text in dataset_facts(group)), ""]
-        lines.append("| " + " | ".join(e(c.header) for c in COLUMNS) + " |")
-        lines.append("|" + "|".join("---:" if c.numeric else ":---" for c in COLUMNS) + "|")
+        columns = columns_for(d.family)
+        lines.append("| " + " | ".join(e(c.header) for c in columns) + " |")
+        lines.append("|" + "|".join("---:" if c.numeric else ":---" for c in columns) + "|")
         for entry in group.entries:
-            lines.append("| " + " | ".join(e(cell.text) for cell in entry_cells(entry)) + " |")
+            lines.append("| " + " | ".join(e(cell.text) for cell in entry_cells(entry, columns)) + " |")
         lines.append("")
         notes = [(entry, entry_notes(entry)) for entry in group.entries]
         if any(n for _, n in notes):

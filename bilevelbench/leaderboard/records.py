@@ -33,7 +33,9 @@ REQUIRED_METRICS = ("gap_mean", "gap_max", "feasible_rate", "coupling_violation_
 OPTIONAL_METRICS = ("latency_ms_median", "latency_ms_p95", "throughput_per_s", "speedup_vs_exact",
                     # mixed-integer families (one-shot and closed loop)
                     "integer_violation_rate", "continuous_violation_rate", "cost_ratio_mean", "completed_rate",
-                    "collision_episode_rate", "safety_violation_episode_rate")
+                    "collision_episode_rate", "safety_violation_episode_rate",
+                    # dcopf
+                    "balance_violation_rate", "generator_violation_rate", "thermal_violation_cost_mean")
 #: Per-instance arrays the distribution plot uses.
 PER_INSTANCE_KEYS = ("gap", "coupling_violation_l2")
 

@@ -60,6 +60,32 @@ COLUMNS = (
 )
 
 
+#: The columns that replace ``coupling violation mean`` for each family (what "violation" means there).
+FAMILY_COLUMNS = {
+    "mimpc-robot": (Column("integer_violation_rate", "integer-only violated", True),
+                    Column("continuous_violation_rate", "continuous violated", True),
+                    Column("cost_ratio_mean", "closed-loop cost / exact", True)),
+    "dcopf": (Column("balance_violation_rate", "balance violated", True),
+              Column("generator_violation_rate", "gen. limits violated", True),
+              Column("thermal_violation_cost_mean", "overload cost mean ($)", True)),
+}
+FAMILY_COLUMNS["mimpc-tank"] = FAMILY_COLUMNS["mimpc-robot"]
+_RATE_KEYS = {"integer_violation_rate", "continuous_violation_rate", "balance_violation_rate",
+              "generator_violation_rate"}
+
+
+def columns_for(family: str) -> tuple[Column, ...]:
+    """The table columns of a dataset of ``family``: :data:`COLUMNS`, with the bilevel coupling column replaced
+    by the family's own violation measures (:data:`FAMILY_COLUMNS`)."""
+    extra = FAMILY_COLUMNS.get(family)
+    if extra is None:
+        return COLUMNS
+    out: list[Column] = []
+    for column in COLUMNS:
+        out.extend(extra if column.key == "coupling_violation_mean" else (column,))
+    return tuple(out)
+
+
 def clean_text(text: str, limit: int | None = None) -> str:
     """One line of text: control characters and line breaks become single spaces; cut to ``limit``."""
     text = _CONTROL.sub(" ", text).strip()
@@ -103,8 +129,8 @@ def solver_label(record: Record, limit: int | None = MAX_CELL_CHARS) -> str:
     return clean_text(f"{record.solver.name} {record.solver.version}".strip(), limit)
 
 
-def entry_cells(entry: RankedEntry) -> list[Cell]:
-    """The cells of one table row, in :data:`COLUMNS` order."""
+def entry_cells(entry: RankedEntry, columns: tuple[Column, ...] = COLUMNS) -> list[Cell]:
+    """The cells of one table row, in the order of ``columns`` (:func:`columns_for` the row's family)."""
     r = entry.record
     m = r.metrics
     verified = r.latency_verified
@@ -138,7 +164,13 @@ def entry_cells(entry: RankedEntry) -> list[Cell]:
         "date": Cell(date_text or NULL, date or None),
         "git_commit": Cell(commit or NULL, commit or None),
     }
-    return [cells[c.key] for c in COLUMNS]
+    for column in columns:
+        if column.key not in cells:
+            x = m.get(column.key)
+            text = format_rate(x) if column.key in _RATE_KEYS else (
+                format_sci(x) if column.key.endswith("cost_mean") else format_plain(x))
+            cells[column.key] = Cell(text, x)
+    return [cells[c.key] for c in columns]
 
 
 def _pareto_cell(entry: RankedEntry) -> Cell:
@@ -156,9 +188,6 @@ def entry_notes(entry: RankedEntry) -> list[str]:
     if r.solver.description.strip():
         notes.append(clean_text(r.solver.description, MAX_NOTE_CHARS))
     m = r.metrics
-    if m.get("integer_violation_rate") is not None:
-        notes.append(f"violation rates: integer-only constraints {format_rate(m['integer_violation_rate'])}, "
-                     f"continuous constraints {format_rate(m['continuous_violation_rate'])}")
     if m.get("cost_ratio_mean") is not None or r.mode == "closed_loop":
         notes.append(f"closed loop: cost / exact MPC {format_plain(m.get('cost_ratio_mean'))}, episodes completed "
                      f"{format_rate(m.get('completed_rate'))}, with a collision "

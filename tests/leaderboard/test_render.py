@@ -125,3 +125,35 @@ def test_dollar_signs_are_not_mathtext(tmp_path: Path):
     write_record(tmp_path / "r", "b.json", make_record(solver="$$", version="$", dataset="$x$ data", latency=1.0))
     files = build_leaderboard(tmp_path / "r", tmp_path / "out")
     assert len(files) == 4
+
+
+def test_each_family_shows_its_own_violation_columns(tmp_path: Path):
+    """Mixed-integer tables show the paper's two violation rates, dcopf tables balance, limits and overload cost,
+    instead of the bilevel coupling column; values come from the records."""
+    from tests.leaderboard.factory import make_record, write_record
+
+    mi = make_record(dataset="mimpc-tank")
+    mi["dataset"]["family"] = "mimpc-tank"
+    mi["metrics"].update(integer_violation_rate=0.004, continuous_violation_rate=0.032)
+    grid = make_record(dataset="dcopf-case57", sha256="ab" * 32)
+    grid["dataset"]["family"] = "dcopf"
+    grid["metrics"].update(balance_violation_rate=0.0, generator_violation_rate=0.5,
+                           thermal_violation_cost_mean=1234.5)
+    write_record(tmp_path / "r", "mi.json", mi)
+    write_record(tmp_path / "r", "grid.json", grid)
+    write_record(tmp_path / "r", "bqp.json", make_record(dataset="bqp-3x2", sha256="cd" * 32))
+    build_leaderboard(tmp_path / "r", tmp_path / "out")
+    text = (tmp_path / "out" / "LEADERBOARD.md").read_text()
+    sections = {s.split("\n", 1)[0]: s for s in text.split("\n## ")[1:]}
+    tank = next(v for k, v in sections.items() if k.startswith("mimpc-tank"))
+    assert "integer-only violated" in tank and "coupling violation mean" not in tank
+    row = next(line for line in tank.splitlines() if line.startswith("| 1 "))
+    assert "0.40%" in row and "3.20%" in row
+    dc = next(v for k, v in sections.items() if k.startswith("dcopf-case57"))
+    assert "balance violated" in dc and escape_markdown("overload cost mean ($)") in dc
+    row = next(line for line in dc.splitlines() if line.startswith("| 1 "))
+    assert "50.00%" in row and "1.23e+03" in row
+    bqp = next(v for k, v in sections.items() if k.startswith("bqp-3x2"))
+    assert "coupling violation mean" in bqp and "balance violated" not in bqp
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "overload cost mean ($)" in html and "integer-only violated" in html

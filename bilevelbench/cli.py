@@ -60,11 +60,14 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                     "and independent checks, and write one HDF5 file (docs/format.md). The file appears only "
                     "when every instance is done; Ctrl-C leaves nothing behind.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
-    p.add_argument("family", metavar="FAMILY|SPEC.toml",
+    p.add_argument("family", metavar="FAMILY|SPEC.toml", nargs="?",
                    help="problem family: bqp (bilevel quadratic program, Kotary et al., eqs. 11-12), "
                         "mimpc-robot or mimpc-tank (mixed-integer MPC, Le et al., appendix B), dcopf (DC optimal "
                         "power flow on a PGLib grid, see --case); or a dataset spec "
                         "file such as datasets/bqp-9x6.toml that fixes size, seed and split counts")
+    p.add_argument("--spec", default=None, type=Path, metavar="SPEC.toml",
+                   help="regenerate a released dataset from its spec file (same as giving the spec as FAMILY); "
+                        "the file records the spec it came from")
     p.add_argument("--size", default=None, metavar="MxN",
                    help="M upper-level and N lower-level variables, e.g. 3x2, 6x4, 9x6, 12x9, 20x15 "
                         "(required without a spec)")
@@ -77,6 +80,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     p.add_argument("--workers", type=int, default=1, metavar="K",
                    help="certify in K processes (SCIP is single-threaded; default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="certify on a Dask cluster instead of local processes: tcp://HOST:PORT of a running "
+                        "scheduler, or local:K for a LocalCluster of K workers (results are identical)")
     p.add_argument("--backend", choices=["auto", "scip", "gurobi"], default=None,
                    help="exact solver: scip (bundled, open source), gurobi (needs gurobipy and a license that "
                         "takes the model), auto (gurobi when it can, else scip). Default: scip for bqp, auto for "
@@ -178,7 +184,8 @@ def _run_generate_miqp(args: argparse.Namespace) -> int:
                           closed_loop_steps=values["closed_loop_steps"] if values["closed_loop_episodes"] else 0)
     settings = MIQPCertifierSettings(backend=args.backend or "auto", time_limit=values["time_limit"])
     out = generate_miqp(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
-                        progress=_progress_factory(not args.quiet, f"certify {family}"), name=name)
+                        progress=_progress_factory(not args.quiet, f"certify {family}"), name=name,
+                        spec=_spec_record(args.family), scheduler=args.scheduler)
     ds = InstanceSet.open(out)
     split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
@@ -252,7 +259,8 @@ def _run_generate_dcopf(args: argparse.Namespace) -> int:
     request = DCOPFRequest(**values)
     settings = DCOPFCertifierSettings(**({"time_limit": args.time_limit} if args.time_limit else {}))
     out = generate_dcopf(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
-                         progress=_progress_factory(not args.quiet, f"certify dcopf {request.case}"), name=name)
+                         progress=_progress_factory(not args.quiet, f"certify dcopf {request.case}"), name=name,
+                         spec=_spec_record(args.family), scheduler=args.scheduler)
     ds = InstanceSet.open(out)
     split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
@@ -260,7 +268,28 @@ def _run_generate_dcopf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_record(family_or_spec: str) -> dict | None:
+    """The spec's settings as stored in the generated file (root attribute ``spec``), or None without a spec."""
+    if not str(family_or_spec).endswith(".toml"):
+        return None
+    import tomllib
+
+    from bilevelbench.data.spec import load_spec
+
+    load_spec(family_or_spec)                                   # validated
+    record = tomllib.loads(Path(family_or_spec).read_text())    # exactly what the file says
+    record["file"] = Path(family_or_spec).name
+    return record
+
+
 def _run_generate(args: argparse.Namespace) -> int:
+    if args.spec is not None:
+        if args.family is not None:
+            raise UsageError(f"give either FAMILY|SPEC.toml ({args.family!r}) or --spec, not both")
+        args.family = str(args.spec)
+    if args.family is None:
+        raise UsageError("say what to generate: a family (bqp, mimpc-robot, mimpc-tank, dcopf) or --spec "
+                         "datasets/NAME.toml")
     if _is_dcopf_request(args.family):
         return _run_generate_dcopf(args)
     dcopf_flags = [f for f in ("case", "load_scale", "load_noise", "penalty") if getattr(args, f) is not None]
@@ -286,7 +315,8 @@ def _run_generate(args: argparse.Namespace) -> int:
                          lower_ridge=v["lower_ridge"])
     settings = CertifierSettings(backend=args.backend, time_limit=args.time_limit)
     out = generate_bqp(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
-                       progress=_progress_factory(not args.quiet, f"certify bqp {m}x{n}"), name=name)
+                       progress=_progress_factory(not args.quiet, f"certify bqp {m}x{n}"), name=name,
+                       spec=_spec_record(args.family), scheduler=args.scheduler)
     from bilevelbench.data.instance_set import InstanceSet
 
     counts = InstanceSet.open(out).status_counts()
@@ -406,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bilevelbench.cli_evaluate import add_parsers
 
     add_parsers(sub)
+    from bilevelbench.cli_data import add_parsers as add_data_parsers
+
+    add_data_parsers(sub)
     return parser
 
 
@@ -421,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
-        print("bilevelbench: interrupted; no output file was written", file=sys.stderr)
+        resume = (" (finished work stays in OUT.partial: rerun the same command to resume)"
+                  if args.command == "generate" else "")
+        print(f"bilevelbench: interrupted; no output file was written{resume}", file=sys.stderr)
         return 130
     except BilevelBenchError as exc:
         print(f"bilevelbench {args.command}: error: {exc}", file=sys.stderr)

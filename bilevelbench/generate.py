@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -175,13 +174,43 @@ def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict,
     return out, checks
 
 
+#: Instances per resumable shard.
+SHARD = 20
+
+
+def _bqp_shard(task: tuple[str, np.ndarray, np.ndarray, np.ndarray]) -> tuple[str, dict]:
+    """Certify one shard (in whichever worker runs it); returns its name and its label arrays."""
+    name, index, c, d = task
+    assert _WORKER is not None
+    labels = [_WORKER.certify(c[k], d[k]) for k in range(index.shape[0])]
+    s = _WORKER.s
+    arrays, checks = labels_to_arrays(labels, s.m, s.n, s.n_lower_constraints)
+    arrays.update({f"check_{k}": v for k, v in checks.items()})
+    arrays["index"] = index
+    for key in ("status", "backend"):
+        arrays[key] = arrays[key].astype("U32")
+    return name, arrays
+
+
+def _init_bqp_worker(structure: bqp.BQPStructure, settings: CertifierSettings) -> None:
+    global _WORKER
+    _WORKER = Certifier(structure, settings)
+
+
 def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettings | None = None, workers: int = 1,
-                 overwrite: bool = False, progress: ProgressFactory | None = None, name: str | None = None) -> Path:
+                 overwrite: bool = False, progress: ProgressFactory | None = None, name: str | None = None,
+                 spec: dict | None = None, scheduler: str | None = None) -> Path:
     """Generate, certify and write a BQP instance set; returns the written path.
 
-    Nothing is written under ``out`` unless the whole set was generated. ``name``
-    (from a dataset spec) is stored as the root attribute ``name``.
+    Nothing is written under ``out`` unless the whole set was generated. Labels are computed in shards of
+    :data:`SHARD` instances kept in ``OUT.partial/`` (:class:`~bilevelbench.data.shards.ShardStore`), so a
+    killed run resumes where it stopped and gives the same file; ``scheduler`` sends the shards to a Dask
+    cluster (:func:`bilevelbench.parallel.map_tasks`). ``name`` and ``spec`` (from a dataset spec) are
+    stored as root attributes.
     """
+    from bilevelbench.data.shards import ShardStore
+    from bilevelbench.parallel import map_tasks
+
     out = Path(out)
     check_output_path(out, overwrite)
     settings = settings or CertifierSettings()
@@ -190,18 +219,74 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
     structure = structure_for(request)
     params, splits = params_for(request, structure)
     n_total = params["c"].shape[0]
-    to_label = [i for name in SPLITS if name != "train" or request.label_train for i in splits[name]]
-    tasks = [(int(i), params["c"][i], params["d"][i]) for i in to_label]
-    log.info("certifying %d of %d instances (%s, backend %s, %d worker(s))", len(tasks), n_total,
-             structure.size, settings.backend, workers)
-    certified = certify_all(structure, settings, tasks, workers, progress)
-    p = structure.n_lower_constraints
-    labels = [certified.get(i) or Label.empty(structure.m, structure.n, p, "unlabeled",
-                                              "train split generated with --no-label-train")
-              for i in range(n_total)]
-    label_arrays, checks = labels_to_arrays(labels, structure.m, structure.n, p)
-    backend_versions = {name: backend_version(name) for name in sorted({lab.backend for lab in certified.values()})
-                        if name}
+    to_label = np.array([i for split in SPLITS if split != "train" or request.label_train for i in splits[split]],
+                        dtype=np.int64)
+    key = _request_key(request, structure, settings)
+    store = ShardStore(out, key)
+    try:
+        shards = [(f"shard-{k:06d}", to_label[start:start + SHARD])
+                  for k, start in enumerate(range(0, to_label.shape[0], SHARD))]
+        todo = [(sname, idx, params["c"][idx], params["d"][idx]) for sname, idx in shards if not store.has(sname)]
+        log.info("certifying %d of %d instances (%s, backend %s, %d shards to do, %s)", to_label.shape[0], n_total,
+                 structure.size, settings.backend, len(todo), scheduler or f"{workers} worker(s)")
+        bar = progress(int(to_label.shape[0])) if progress else None
+        if bar is not None:
+            bar.update(int(to_label.shape[0]) - sum(t[1].shape[0] for t in todo))
+        try:
+            for sname, arrays in map_tasks(_bqp_shard, todo, workers=workers, scheduler=scheduler,
+                                           initializer=_init_bqp_worker, initargs=(structure, settings), key=key):
+                store.save(sname, arrays)
+                if bar is not None:
+                    bar.update(int(arrays["index"].shape[0]))
+        finally:
+            if bar is not None:
+                bar.close()
+        parts = [store.load(sname) for sname, _ in shards]
+        p = structure.n_lower_constraints
+        empty = Label.empty(structure.m, structure.n, p, "unlabeled", "train split generated with --no-label-train")
+        label_arrays, checks = labels_to_arrays([empty] * n_total, structure.m, structure.n, p)
+        label_arrays["status"] = label_arrays["status"].astype(STATUS_DTYPE)
+        for part in parts:
+            idx = part["index"]
+            for key_ in label_arrays:
+                value = part[key_]
+                if key_ == "status":
+                    value = as_fixed_ascii([str(v) for v in value], STATUS_DTYPE)
+                elif key_ == "backend":
+                    value = as_fixed_ascii([str(v) for v in value], BACKEND_DTYPE)
+                label_arrays[key_] = _place(label_arrays[key_], idx, value)
+            for key_ in checks:
+                checks[key_][idx] = part[f"check_{key_}"]
+        used_backends = sorted({str(v) for part in parts for v in part["backend"] if str(v)})
+        _write_bqp(out, request, structure, settings, params, splits, label_arrays, checks, used_backends, name,
+                   spec, overwrite)
+    except BaseException:
+        store.close()
+        raise
+    store.finish()
+    return out
+
+
+def _place(target: np.ndarray, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``target`` with rows ``idx`` set to ``value`` (string arrays widened when needed)."""
+    if target.dtype.kind in "US" and value.dtype.itemsize > target.dtype.itemsize:
+        target = target.astype(value.dtype)
+    target[idx] = value
+    return target
+
+
+def _request_key(request: BQPRequest, structure: bqp.BQPStructure, settings: CertifierSettings) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps({"request": asdict(request), "structure": structure.digest(), "settings": settings.as_dict(),
+                       "generator": bqp.GENERATOR_VERSION, "shard": SHARD}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _write_bqp(out, request, structure, settings, params, splits, label_arrays, checks, used_backends, name, spec,
+               overwrite) -> None:
+    backend_versions = {b: backend_version(b) for b in used_backends}
     attrs = {
         "family": bqp.FAMILY,
         "generator_version": bqp.GENERATOR_VERSION,
@@ -214,6 +299,7 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
         "backend_versions": backend_versions,
         "paper_convention": {"paper": bqp.PAPER, "gap_offset": bqp.PAPER_GAP_OFFSET},
         **({"name": name} if name else {}),
+        **({"spec": spec} if spec else {}),
         "sampling": {**asdict(request), "n_upper_constraints": structure.n_upper_constraints,
                      "n_lower_constraints": structure.n_lower_constraints, "q": structure.q,
                      "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",
@@ -222,8 +308,7 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
     data = InstanceSetData(attrs=attrs, structure=structure.arrays(), params=params, labels=label_arrays,
                            checks=checks, splits=splits)
     write_instance_set(out, data, overwrite=overwrite)
-    times = [lab.solve_time for lab in certified.values()]
-    if times:
-        log.info("median certification time %.4f s over %d labels", statistics.median(times), len(times))
-    return out
+    times = label_arrays["solve_time"][np.isfinite(label_arrays["solve_time"])]
+    if times.size:
+        log.info("median certification time %.4f s over %d labels", float(np.median(times)), times.size)
 

@@ -5,10 +5,10 @@ in one block of its requested size, so the same seed and counts give the same lo
 workers. Every draw keeps its place: a label that is not certified stays in its split with no solution and
 the reason (``failed``; ``infeasible`` when demand is outside the fleet's range), and is never scored.
 
-Resuming. Labels are computed in chunks of :data:`CHUNK` instances; each finished chunk is saved at once as
-``OUT.partial/<split>-<chunk>.npz`` (plain arrays, read back with ``allow_pickle=False``) next to a manifest
-tying the folder to the request. Running the same command again skips the chunks already there. The HDF5 file
-is written atomically at the end and the folder removed.
+Resuming. Labels are computed in shards of :data:`CHUNK` instances kept by
+:class:`~bilevelbench.data.shards.ShardStore` (``OUT.partial/<split>-<chunk>.npz``, written atomically, and a lock
+against a second writer). Running the same command again skips the shards already there. The HDF5 file is written
+atomically at the end and the folder removed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import shutil
-import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
     write_instance_set,
 )
+from bilevelbench.data.shards import ShardStore
 from bilevelbench.errors import UsageError
 from bilevelbench.families import dcopf
 from bilevelbench.families.dcopf import DCOPFStructure
@@ -105,15 +103,18 @@ _STATE: dict = {}
 
 
 def _init_worker(case: str, penalty: float, settings: DCOPFCertifierSettings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     s, _ = load_structure(case, penalty)
     _STATE.update(structure=s, model=DCOPFModel(s, settings.time_limit), settings=settings)
 
 
 def label_chunk(model: DCOPFModel, pd: np.ndarray, settings: DCOPFCertifierSettings,
                 on_label: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
-    """Certify every row of ``pd``; returns the chunk's label arrays (NaN where no solution is published)."""
+    """Certify every row of ``pd``; returns the chunk's label arrays (NaN where no solution is published).
+
+    The model starts cold (:meth:`DCOPFModel.reset`) and warm-starts within the chunk, so the labels depend on
+    the chunk's loads only."""
     s = model.s
+    model.reset()
     n = pd.shape[0]
     width = {"pg": s.n_gen, "flow": s.n_branch, "xi": s.n_branch, "lmp": s.n_bus, "line_dual": s.n_branch}
     out = {key: np.full((n, w), np.nan) for key, w in width.items()}
@@ -148,42 +149,6 @@ def _chunk_task(task: tuple[str, int, np.ndarray]) -> tuple[str, int, dict]:
     return split, chunk, label_chunk(_STATE["model"], pd, _STATE["settings"])
 
 
-class ChunkStore:
-    """``OUT.partial/``: one ``.npz`` per finished chunk and a manifest naming the request."""
-
-    def __init__(self, folder: Path, key: str) -> None:
-        self.folder = folder
-        manifest = folder / "manifest.json"
-        if folder.exists():
-            try:
-                found = json.loads(manifest.read_text()).get("key")
-            except (OSError, json.JSONDecodeError):
-                found = None
-            if found != key:
-                raise UsageError(f"{str(folder)!r} belongs to a different request or certifier setting; delete it "
-                                 "to start over, or rerun the command that made it")
-            log.info("resuming from %s", folder)
-        else:
-            folder.mkdir(parents=True)
-            manifest.write_text(json.dumps({"key": key}))
-
-    def path(self, split: str, chunk: int) -> Path:
-        return self.folder / f"{split}-{chunk:05d}.npz"
-
-    def has(self, split: str, chunk: int) -> bool:
-        return self.path(split, chunk).exists()
-
-    def save(self, split: str, chunk: int, arrays: dict) -> None:
-        target = self.path(split, chunk)
-        tmp = target.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(target)
-
-    def load(self, split: str, chunk: int) -> dict[str, np.ndarray]:
-        with np.load(self.path(split, chunk), allow_pickle=False) as f:
-            return {key: f[key] for key in f.files}
-
-
 def _request_key(request: DCOPFRequest, structure_hash: str, settings: DCOPFCertifierSettings) -> str:
     blob = json.dumps({"request": asdict(request), "structure": structure_hash, "settings": settings.as_dict(),
                        "generator": GENERATOR_VERSION}, sort_keys=True)
@@ -192,63 +157,63 @@ def _request_key(request: DCOPFRequest, structure_hash: str, settings: DCOPFCert
 
 def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertifierSettings | None = None,
                    workers: int = 1, overwrite: bool = False, progress: ProgressFactory | None = None,
-                   name: str | None = None) -> Path:
-    """Generate, certify and write a ``dcopf`` instance set; returns the written path (resumable)."""
+                   name: str | None = None, spec: dict | None = None, scheduler: str | None = None) -> Path:
+    """Generate, certify and write a ``dcopf`` instance set; returns the written path (resumable; ``scheduler``
+    sends the shards to a Dask cluster, :func:`bilevelbench.parallel.map_tasks`)."""
     out = Path(out)
     check_output_path(out, overwrite)
     settings = settings or DCOPFCertifierSettings()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     s, case = load_structure(request.case, request.penalty)
-    store = ChunkStore(out.with_name(out.name + ".partial"), _request_key(request, s.digest(), settings))
-    loads = {split: draws_for(request, s, k) for k, split in enumerate(SPLITS)}
-    tasks = []
-    for split in SPLITS:
-        for chunk, start in enumerate(range(0, loads[split].shape[0], CHUNK)):
-            if not store.has(split, chunk):
-                tasks.append((split, chunk, loads[split][start:start + CHUNK]))
-    total = sum(request.split_counts().values())
-    bar = progress(total) if progress else None
-    if bar is not None:
-        bar.update(total - sum(t[2].shape[0] for t in tasks))
+    store = ShardStore(out, _request_key(request, s.digest(), settings))
     try:
-        _run(tasks, workers, request, settings, s, store, bar)
-    finally:
+        loads = {split: draws_for(request, s, k) for k, split in enumerate(SPLITS)}
+        tasks = []
+        for split in SPLITS:
+            for chunk, start in enumerate(range(0, loads[split].shape[0], CHUNK)):
+                if not store.has(shard_name(split, chunk)):
+                    tasks.append((split, chunk, loads[split][start:start + CHUNK]))
+        total = sum(request.split_counts().values())
+        bar = progress(total) if progress else None
         if bar is not None:
-            bar.close()
-    data = _assemble(request, s, case, settings, loads, store, name)
-    write_instance_set(out, data, overwrite=overwrite)
-    shutil.rmtree(store.folder, ignore_errors=True)
+            bar.update(total - sum(t[2].shape[0] for t in tasks))
+        try:
+            _run(tasks, workers, request, settings, s, store, bar, scheduler)
+        finally:
+            if bar is not None:
+                bar.close()
+        data = _assemble(request, s, case, settings, loads, store, name, spec)
+        write_instance_set(out, data, overwrite=overwrite)
+    except BaseException:
+        store.close()
+        raise
+    store.finish()
     return out
 
 
-def _run(tasks, workers, request, settings, s, store, bar) -> None:
-    if not tasks:
-        return
-    if workers <= 1 or len(tasks) == 1:
-        model = DCOPFModel(s, settings.time_limit)
-        tick = (lambda: bar.update(1)) if bar is not None else None
-        for split, chunk, pd in tasks:
-            store.save(split, chunk, label_chunk(model, pd, settings, tick))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(request.case, request.penalty, settings))
-    try:
-        for split, chunk, arrays in pool.imap_unordered(_chunk_task, tasks, chunksize=1):
-            store.save(split, chunk, arrays)
-            if bar is not None:
-                bar.update(arrays["status"].shape[0])
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+def shard_name(split: str, chunk: int) -> str:
+    """The file stem of a split's ``chunk``-th shard."""
+    return f"{split}-{chunk:05d}"
 
 
-def _assemble(request, s, case, settings, loads, store, name) -> InstanceSetData:
+def _run(tasks, workers, request, settings, s, store, bar, scheduler=None) -> None:
+    from bilevelbench.parallel import map_tasks
+
+    key = _request_key(request, s.digest(), settings)
+    for split, chunk, arrays in map_tasks(_chunk_task, tasks, workers=workers, scheduler=scheduler,
+                                          initializer=_init_worker,
+                                          initargs=(request.case, request.penalty, settings), key=key):
+        store.save(shard_name(split, chunk), arrays)
+        if bar is not None:
+            bar.update(arrays["status"].shape[0])
+
+
+def _assemble(request, s, case, settings, loads, store, name, spec=None) -> InstanceSetData:
     parts = []
     for split in SPLITS:
         n = loads[split].shape[0]
-        parts += [store.load(split, c) for c in range((n + CHUNK - 1) // CHUNK)]
+        parts += [store.load(shard_name(split, c)) for c in range((n + CHUNK - 1) // CHUNK)]
     if not parts:
         raise UsageError("nothing was generated")
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -279,6 +244,7 @@ def _assemble(request, s, case, settings, loads, store, name) -> InstanceSetData
         "dcopf": {"case": case.name, "case_sha256": case.sha256, "case_source": case.source,
                   "case_header": case.header, "out_of_service": dict(case.out_of_service)},
         **({"name": name} if name else {}),
+        **({"spec": spec} if spec else {}),
     }
     return InstanceSetData(attrs=attrs, structure=s.arrays(), params=params, labels=labels, checks=checks,
                            splits=splits)

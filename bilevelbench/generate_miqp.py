@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -153,7 +151,6 @@ _STATE: dict = {}
 
 
 def _init_worker(family: str, settings: MIQPCertifierSettings, backend: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _STATE.update(family=family, structure=mimpc.structure_for(family), settings=settings, backend=backend)
 
 
@@ -186,24 +183,13 @@ def _episode_task(task: tuple[int, np.ndarray, int, np.ndarray]) -> tuple[int, d
                                 _STATE["backend"])
 
 
-def _run_pool(func, tasks, workers, family, settings, backend, on_result) -> None:
-    if not tasks:
-        return
-    if workers <= 1 or len(tasks) == 1:
-        _init_worker(family, settings, backend)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for task in tasks:
-            on_result(func(task))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(family, settings, backend))
-    try:
-        for result in pool.imap(func, tasks, chunksize=1):
-            on_result(result)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+def _run_pool(func, tasks, workers, family, settings, backend, on_result, scheduler=None) -> None:
+    from bilevelbench.parallel import map_tasks
+
+    key = f"{family}:{backend}:{json.dumps(settings.as_dict(), sort_keys=True)}"
+    for result in map_tasks(func, tasks, workers=workers, scheduler=scheduler, initializer=_init_worker,
+                            initargs=(family, settings, backend), key=key):
+        on_result(result)
 
 
 # -- main entry ------------------------------------------------------------------------------
@@ -215,7 +201,7 @@ def _request_key(request: MIQPRequest, settings: MIQPCertifierSettings, backend:
 
 def generate_miqp(request: MIQPRequest, out: Path | str, settings: MIQPCertifierSettings | None = None,
                   workers: int = 1, overwrite: bool = False, progress: ProgressFactory | None = None,
-                  name: str | None = None) -> Path:
+                  name: str | None = None, spec: dict | None = None, scheduler: str | None = None) -> Path:
     """Generate, certify and write a mixed-integer instance set; returns the written path (resumable)."""
     out = Path(out)
     check_output_path(out, overwrite)
@@ -226,17 +212,18 @@ def generate_miqp(request: MIQPRequest, out: Path | str, settings: MIQPCertifier
     backend = choose_backend(s, settings.backend)
     journal = Journal(out.with_name(out.name + ".partial.jsonl"), _request_key(request, settings, backend))
     try:
-        chosen = _label_splits(request, s, settings, backend, workers, journal, progress)
-        episodes = _closed_loop(request, s, settings, backend, workers, journal, chosen, progress)
+        chosen = _label_splits(request, s, settings, backend, workers, journal, progress, scheduler)
+        episodes = _closed_loop(request, s, settings, backend, workers, journal, chosen, progress, scheduler)
     finally:
         journal.close()
-    data = _assemble(request, s, settings, backend, chosen, journal, episodes, name)
+    data = _assemble(request, s, settings, backend, chosen, journal, episodes, name, spec)
     write_instance_set(out, data, overwrite=overwrite)
     journal.path.unlink(missing_ok=True)
     return out
 
 
-def _label_splits(request, s, settings, backend, workers, journal, progress) -> dict[str, list[tuple[int, int]]]:
+def _label_splits(request, s, settings, backend, workers, journal, progress, scheduler=None
+                  ) -> dict[str, list[tuple[int, int]]]:
     """Certify draws split by split until each holds its count; returns ``split -> [(k, draw)]`` per group."""
     chosen: dict[str, list[tuple[int, int]]] = {name: [] for name in (*SPLITS, INFEASIBLE_SPLIT)}
     total = sum(request.split_counts().values())
@@ -256,7 +243,7 @@ def _label_splits(request, s, settings, backend, workers, journal, progress) -> 
                 batch = list(range(draw, min(limit, draw + max(2 * workers, min(want - certified, 200)))))
                 todo = [(split, i, thetas[i]) for i in batch if (split, i) not in journal.done]
                 _run_pool(_label_task, todo, workers, request.family, settings, backend,
-                          lambda r: journal.add(r[0], r[1], r[2]))
+                          lambda r: journal.add(r[0], r[1], r[2]), scheduler)
                 for i in batch:
                     if certified >= want:
                         break
@@ -284,7 +271,8 @@ def _episode_starts(request, journal, chosen) -> list[tuple[int, int]]:
     return starts[: request.closed_loop_episodes]
 
 
-def _closed_loop(request, s, settings, backend, workers, journal, chosen, progress) -> dict[int, dict]:
+def _closed_loop(request, s, settings, backend, workers, journal, chosen, progress, scheduler=None
+                 ) -> dict[int, dict]:
     if request.closed_loop_episodes == 0:
         return {}
     starts = _episode_starts(request, journal, chosen)
@@ -303,14 +291,14 @@ def _closed_loop(request, s, settings, backend, workers, journal, chosen, progre
             journal.add_episode(result[0], result[1])
             if bar is not None:
                 bar.update(1)
-        _run_pool(_episode_task, tasks, workers, request.family, settings, backend, done)
+        _run_pool(_episode_task, tasks, workers, request.family, settings, backend, done, scheduler)
     finally:
         if bar is not None:
             bar.close()
     return {e: {**journal.episodes[e], "start_index": position} for e, (position, _) in enumerate(starts)}
 
 
-def _assemble(request, s, settings, backend, chosen, journal, episodes, name) -> InstanceSetData:
+def _assemble(request, s, settings, backend, chosen, journal, episodes, name, spec=None) -> InstanceSetData:
     order = [(split, k, i) for split in (*SPLITS, INFEASIBLE_SPLIT) for k, i in chosen[split]]
     thetas = {k: draws_for(request, k) for k in range(3)}
     params = {"theta": np.array([thetas[k][i] for _, k, i in order]).reshape(len(order), s.p)}
@@ -351,6 +339,7 @@ def _assemble(request, s, settings, backend, chosen, journal, episodes, name) ->
                  "integer_only_classes": list(s.integer_only_classes),
                  "extra": {k: np.asarray(v).tolist() for k, v in s.extra.items()}},
         **({"name": name} if name else {}),
+        **({"spec": spec} if spec else {}),
     }
     structure = dict(s.arrays())
     structure["c0"] = np.asarray(s.c0)

@@ -114,4 +114,6 @@ def test_ctrl_c_leaves_no_file(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted; no output file was written" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert "rerun the same command to resume" in err
+    # only the finished shards remain (no output file, no lock held or left behind)
+    assert [p.name for p in tmp_path.iterdir()] == ["big.h5.partial"]

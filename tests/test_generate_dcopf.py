@@ -47,12 +47,12 @@ def test_sampled_sets_are_reproducible_with_any_worker_count(tmp_path):
 
 def test_resume_uses_saved_chunks_and_refuses_a_foreign_folder(tmp_path):
     from bilevelbench.certify.dcopf import DCOPFCertifierSettings
-    from bilevelbench.generate_dcopf import ChunkStore, _request_key, load_structure
+    from bilevelbench.data.shards import ShardStore
+    from bilevelbench.generate_dcopf import _request_key, load_structure, shard_name
 
     request = DCOPFRequest(case="case14", n_train=0, n_valid=0, n_test=CHUNK + 3, seed=1)
     s, _ = load_structure("case14")
-    folder = tmp_path / "c.h5.partial"
-    store = ChunkStore(folder, _request_key(request, s.digest(), DCOPFCertifierSettings()))
+    store = ShardStore(tmp_path / "c.h5", _request_key(request, s.digest(), DCOPFCertifierSettings()))
     done = generate_dcopf(request, tmp_path / "ref.h5")
     # plant the first chunk with a marker objective: a resumed run must take it as it is
     ref = InstanceSet.open(done)
@@ -61,13 +61,13 @@ def test_resume_uses_saved_chunks_and_refuses_a_foreign_folder(tmp_path):
 
     chunk = label_chunk(DCOPFModel(s), ref.params["pd"][:CHUNK], DCOPFCertifierSettings())
     chunk["solve_time"][:] = 123.0
-    store.save("test", 0, chunk)
+    store.save(shard_name("test", 0), chunk)
+    store.close()
     resumed = InstanceSet.open(generate_dcopf(request, tmp_path / "c.h5"))
     assert np.all(resumed.labels["solve_time"][:CHUNK] == 123.0)
     assert np.all(resumed.labels["solve_time"][CHUNK:] < 123.0)
     np.testing.assert_array_equal(resumed.labels["pg"], ref.labels["pg"])
-    other = tmp_path / "d.h5.partial"
-    ChunkStore(other, "some other request")
+    ShardStore(tmp_path / "d.h5", "some other request").close()
     with pytest.raises(UsageError, match="different request"):
         generate_dcopf(request, tmp_path / "d.h5")
 

@@ -52,6 +52,19 @@ class Certifier:
         self.settings = settings or CertifierSettings()
         self.deriver = BoundDeriver(structure)
         self.backend: KKTBackend = make_backend(self.settings.backend, structure, self.settings.backend_settings)
+        self._used = False
+
+    def _fresh_backend(self) -> KKTBackend:
+        """A backend with no memory of earlier instances (for the second and later labels).
+
+        A reused SCIP model keeps the solutions of earlier solves and feeds them to the next one, so on
+        instances with several optimal points the label would depend (within the gap) on what was solved
+        before it; a fresh model per instance makes every label a function of its own data and settings.
+        """
+        if self._used:
+            self.backend = make_backend(self.backend.name, self.s, self.settings.backend_settings)
+        self._used = True
+        return self.backend
 
     # -- incumbent ------------------------------------------------------------------
     def _candidate(self, c: np.ndarray, d: np.ndarray, y: np.ndarray,
@@ -102,6 +115,7 @@ class Certifier:
         d = np.asarray(d, dtype=float)
         start = time.perf_counter()
         p = s.n_lower_constraints
+        self._fresh_backend()
         cap = self.incumbent(c, d)
         if cap is None:
             cap = self._incumbent_from_search(c, d)

@@ -158,6 +158,15 @@ class DCOPFModel:
         self.nb = nb
         self.bal_index = np.arange(nb, dtype=np.int32)
 
+    def reset(self) -> None:
+        """Forget the last basis: the next solve starts cold, as in a fresh model.
+
+        Warm starts make a label depend (in its last bits) on the instance solved before it; generation resets
+        at the start of every shard so a shard's labels are the same whichever worker computes it and whether
+        or not the run was resumed.
+        """
+        self.h.clearSolver()
+
     def solve(self, pd: np.ndarray) -> dict:
         """Solve at loads ``pd`` (nb,); returns HiGHS's answer (``status`` and, when optimal, the arrays)."""
         s = self.s

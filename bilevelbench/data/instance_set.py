@@ -60,15 +60,23 @@ class InstanceSet:
     def open(cls, path: str | Path) -> InstanceSet:
         """Open an instance-set file, validating its schema version and structure hash.
 
+        ``path`` may also be the name of a released dataset (``"bqp-3x2"``): when no such file exists, the
+        name is looked up in the registry and the file fetched into the cache on first use
+        (:func:`bilevelbench.data.fetch.fetch`: verified size and SHA-256).
+
         Raises
         ------
         MissingDataError
-            If the file does not exist.
+            If the file does not exist (and ``path`` is not a released dataset's name).
+        bilevelbench.data.fetch.DownloadError
+            If a released dataset could not be downloaded (the message says how to generate it instead).
         SchemaError
             If it is corrupt, foreign, newer than this bilevelbench, or its structure
             does not match its recorded hash.
         """
         path = Path(path)
+        if not path.exists() and isinstance(path, Path) and len(path.parts) == 1 and path.suffix in ("", ".h5"):
+            path = _fetch_released(path.name) or path
         data = read_instance_set(path)
         ds = cls(data, path=path)
         if data.attrs.get("family") not in FAMILIES:
@@ -234,6 +242,19 @@ class InstanceSet:
         where = f" {self.split_name!r}" if self.split_name else ""
         return (f"<InstanceSet{where} family={self.family} size={self.structure.size} "
                 f"instances={len(self)} path={str(self.path)!r}>")
+
+
+def _fetch_released(name: str) -> Path | None:
+    """The cached (fetched if needed) file of released dataset ``name``; None when the registry lacks it."""
+    from bilevelbench.data.fetch import fetch
+    from bilevelbench.data.registry import load_registry
+
+    try:
+        registry = load_registry()
+        entry = registry.entry(name)
+    except MissingDataError:
+        return None
+    return fetch(entry.name, registry=registry)
 
 
 def _miqp_structure(data: InstanceSetData) -> MIQPStructure:

@@ -1,0 +1,161 @@
+"""``bilevelbench fetch`` and ``bilevelbench release``: released datasets in and out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from bilevelbench.errors import UsageError
+
+log = logging.getLogger("bilevelbench")
+
+
+def _add_fetch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fetch", help="download released datasets into the cache, verifying size and SHA-256",
+        description="Download released instance sets named in datasets/registry.toml into the cache "
+                    "($BILEVELBENCH_DATA, else the user cache directory). A file is written under a temporary "
+                    "name, checked against the registry's size and SHA-256, then moved into place; interrupted "
+                    "downloads resume; failures are retried with backoff; nothing is ever asked. Prints the "
+                    "local path of each file. InstanceSet.open(NAME) does the same on first use.",
+        epilog="examples:\n  bilevelbench fetch bqp-3x2\n  bilevelbench fetch --all --mirror https://example.org/bb\n"
+               "  BILEVELBENCH_DATA=/scratch/bb bilevelbench fetch mimpc-tank",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", metavar="NAME", help="dataset names (see --list)")
+    p.add_argument("--all", action="store_true", help="every dataset in the registry")
+    p.add_argument("--list", action="store_true", help="list the registry's datasets and exit")
+    p.add_argument("--mirror", default=None, metavar="URL",
+                   help="base URL tried first (then $BILEVELBENCH_MIRROR, then the registry's mirrors)")
+    p.add_argument("--registry", type=Path, default=None, metavar="FILE",
+                   help="registry file (default: datasets/registry.toml)")
+    p.add_argument("--retries", type=int, default=3, metavar="K", help="extra attempts per mirror (default 3)")
+    p.set_defaults(run=_run_fetch)
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from bilevelbench.data.fetch import cache_dir, fetch
+    from bilevelbench.data.registry import load_registry
+
+    registry = load_registry(args.registry)
+    if args.list:
+        if not registry.entries:
+            print(f"{registry.source}: no released files yet (generate locally: bilevelbench generate "
+                  "datasets/NAME.toml --out FILE)")
+        for e in sorted(registry.entries.values(), key=lambda e: e.name):
+            print(f"{e.name:<16} {e.file:<22} {e.size / 2**20:8.1f} MiB  sha256 {e.sha256[:12]}...  {e.spec}")
+        print(f"cache: {cache_dir()}")
+        return 0
+    names = sorted(registry.entries) if args.all else args.names
+    if not names:
+        raise UsageError("name at least one dataset (or --all, or --list to see them)")
+    if args.retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {args.retries}")
+    for name in names:
+        path = fetch(name, registry=registry, mirror=args.mirror, retries=args.retries, progress=not args.quiet)
+        print(path)
+    return 0
+
+
+def _add_release(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "release", help="generate every dataset spec, verify every label, write the files and registry entries",
+        description="For each spec in SPECS (a folder of datasets/*.toml, or spec files), generate the dataset "
+                    "into OUT (resumable: rerun after an interruption), re-check every label with "
+                    "'bilevelbench verify', and write OUT/registry.toml with each file's size and SHA-256. "
+                    "Files are byte-reproducible: per-instance solve times, which no rerun reproduces, are "
+                    "moved to OUT/NAME.timings.json and stored as NaN in the HDF5 file. Upload OUT to any "
+                    "static host and list its URL under mirrors (or pass --mirror) to serve it.",
+        epilog="example:\n  bilevelbench release datasets/ --out release/ --workers 2\n"
+               "  bilevelbench release datasets/dcopf-case57.toml datasets/dcopf-case118.toml --out release/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPECS", help="a folder of spec files, or spec files")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes per generation")
+    p.add_argument("--mirror", action="append", default=[], metavar="URL",
+                   help="base URL to list under mirrors in the written registry (repeatable)")
+    p.set_defaults(run=_run_release)
+
+
+def spec_files(paths: list[Path]) -> list[Path]:
+    """Spec files named directly or found in folders (``registry.toml`` excluded), sorted by name."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += [p for p in sorted(path.glob("*.toml")) if p.name != "registry.toml"]
+        elif path.is_file() and path.suffix == ".toml":
+            found.append(path)
+        else:
+            raise UsageError(f"{str(path)!r} is neither a folder nor a .toml spec file")
+    if not found:
+        raise UsageError("no spec files found")
+    return found
+
+
+def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] | None = None,
+            quiet: bool = False) -> Path:
+    """Generate, verify and register every spec; returns the written registry path."""
+    import h5py
+    import numpy as np
+    import pooch
+
+    from bilevelbench.data.instance_set import InstanceSet
+    from bilevelbench.data.registry import RegistryEntry, render_registry
+    from bilevelbench.data.spec import load_spec
+    from bilevelbench.verify import verify_instance_set
+
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for spec_path in specs:
+        spec = load_spec(spec_path)
+        target = out / f"{spec.name}.h5"
+        if not target.exists():
+            cmd = [sys.executable, "-m", "bilevelbench.cli"] + (["-q"] if quiet else []) + [
+                "generate", "--spec", str(spec_path), "--out", str(target), "--workers", str(workers)]
+            log.info("release: %s", " ".join(cmd))
+            proc = subprocess.run(cmd, check=False)
+            if proc.returncode != 0:
+                raise UsageError(f"generating {spec.name} failed (exit {proc.returncode}); rerun to resume")
+            _strip_timings(target, out / f"{spec.name}.timings.json", h5py, np)
+        report = verify_instance_set(InstanceSet.open(target))
+        if not report.ok:
+            raise UsageError(f"{spec.name}: {len(report.failures)} label(s) failed verification (first: "
+                             f"{report.failures[0]}); nothing is registered")
+        entries.append(RegistryEntry(name=spec.name, file=target.name, size=target.stat().st_size,
+                                     sha256=pooch.file_hash(str(target)), spec=f"datasets/{spec_path.name}"))
+        log.info("release: %s verified (%d labels), %d bytes", spec.name, report.checked, target.stat().st_size)
+    registry = out / "registry.toml"
+    registry.write_text(render_registry(entries, mirrors or []))
+    return registry
+
+
+def _strip_timings(path: Path, sidecar: Path, h5py, np) -> None:
+    """Move ``/labels/solve_time`` to a JSON sidecar and store NaN in its place (byte-reproducible files)."""
+    with h5py.File(path, "r+") as f:
+        if "labels/solve_time" not in f:
+            return
+        times = f["labels/solve_time"][()]
+        sidecar.write_text(json.dumps({"file": path.name, "solve_time_seconds": [
+            None if not np.isfinite(t) else float(t) for t in times]}))
+        f["labels/solve_time"][...] = np.nan
+    # rewrite through the atomic writer so the bytes depend on the content only
+    from bilevelbench.data.hdf5 import read_instance_set, write_instance_set
+
+    write_instance_set(path, read_instance_set(path), overwrite=True)
+
+
+def _run_release(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    registry = release(spec_files(args.specs), args.out, args.workers, args.mirror, args.quiet)
+    print(f"wrote {registry}; upload {args.out}/ to a static host and list its URL under mirrors")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``fetch`` and ``release``."""
+    _add_fetch(sub)
+    _add_release(sub)

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from bilevelbench import __version__
 from bilevelbench.leaderboard.plots import DISTRIBUTION_CAPTION, PARETO_CAPTION
 from bilevelbench.leaderboard.ranking import RANKING_RULE, DatasetGroup
-from bilevelbench.leaderboard.table import clean_text, columns_for, dataset_facts, entry_cells, entry_notes, solver_label
+from bilevelbench.leaderboard.table import (
+    clean_text,
+    columns_for,
+    dataset_facts,
+    entry_cells,
+    entry_notes,
+    solver_label,
+)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d1d1f;

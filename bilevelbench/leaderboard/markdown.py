@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from bilevelbench import __version__
 from bilevelbench.leaderboard.plots import DISTRIBUTION_CAPTION, PARETO_CAPTION
 from bilevelbench.leaderboard.ranking import RANKING_RULE, DatasetGroup
-from bilevelbench.leaderboard.table import clean_text, columns_for, dataset_facts, entry_cells, entry_notes, solver_label
+from bilevelbench.leaderboard.table import (
+    clean_text,
+    columns_for,
+    dataset_facts,
+    entry_cells,
+    entry_notes,
+    solver_label,
+)
 
 #: Characters that get a backslash in front of them. All are ASCII punctuation, which
 #: CommonMark lets any character be escaped with.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 JOBS = {
     "bqp 3x2": ["bqp", "--size", "3x2", "--n-train", "0", "--n-valid", "0", "--seed", "1"],
+    "bqp 9x6": ["bqp", "--size", "9x6", "--n-train", "0", "--n-valid", "0", "--seed", "1"],
     "dcopf case118": ["dcopf", "--case", "case118", "--seed", "1"],
 }
 
@@ -34,12 +35,13 @@ def run(args: list[str], n: int, extra: list[str]) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-bqp", type=int, default=300, help="bqp instances per run (default 300)")
+    parser.add_argument("--n-bqp-large", type=int, default=100, help="bqp 9x6 instances per run (default 100)")
     parser.add_argument("--n-dcopf", type=int, default=3000, help="dcopf instances per run (default 3000)")
     args = parser.parse_args()
     print("| data set | instances | executor | wall (s) | labels/s | MiB per 1000 instances |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, job in JOBS.items():
-        n = args.n_bqp if name.startswith("bqp") else args.n_dcopf
+        n = {"bqp 3x2": args.n_bqp, "bqp 9x6": args.n_bqp_large}.get(name, args.n_dcopf)
         for label, extra in (("1 worker", ["--workers", "1"]), ("2 workers", ["--workers", "2"]),
                              ("Dask LocalCluster, 2 workers", ["--scheduler", "local:2"])):
             seconds, size = run(job, n, extra)

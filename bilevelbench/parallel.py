@@ -86,6 +86,10 @@ def _map_dask(func, tasks, scheduler, initializer, initargs, key) -> Iterator[An
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
         raise UsageError("--scheduler needs Dask: pip install 'dask[distributed]'") from exc
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                 "distributed.http.proxy", "distributed.worker"):
+        if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)   # its INFO lines would drown the progress bar
     cluster = None
     if scheduler.startswith("local:"):
         try:

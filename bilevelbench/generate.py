@@ -11,8 +11,6 @@ splits (``--n-train 0 --n-test 60`` has the same test set as ``--n-train 10000
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -95,49 +93,6 @@ def params_for(request: BQPRequest, structure: bqp.BQPStructure) -> tuple[dict[s
 _WORKER: Certifier | None = None
 
 
-def _init_worker(structure: bqp.BQPStructure, settings: CertifierSettings) -> None:
-    global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
-    _WORKER = Certifier(structure, settings)
-
-
-def _certify_task(task: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, Label]:
-    index, c, d = task
-    assert _WORKER is not None
-    return index, _WORKER.certify(c, d)
-
-
-def certify_all(structure: bqp.BQPStructure, settings: CertifierSettings, tasks: list[tuple[int, np.ndarray,
-                np.ndarray]], workers: int = 1, progress: ProgressFactory | None = None) -> dict[int, Label]:
-    """Certify every ``(index, c, d)`` task, in this process or in ``workers`` processes."""
-    bar = progress(len(tasks)) if progress else None
-    results: dict[int, Label] = {}
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            certifier = Certifier(structure, settings)
-            for index, c, d in tasks:
-                results[index] = certifier.certify(c, d)
-                if bar is not None:
-                    bar.update(1)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(structure, settings))
-            try:
-                for index, label in pool.imap_unordered(_certify_task, tasks, chunksize=1):
-                    results[index] = label
-                    if bar is not None:
-                        bar.update(1)
-                pool.close()
-            finally:
-                pool.terminate()
-                pool.join()
-    finally:
-        if bar is not None:
-            bar.close()
-    return results
-
-
-# -- assembling the file ----------------------------------------------------------------
 def _package_versions() -> dict[str, str]:
     versions = {"python": ".".join(map(str, sys.version_info[:3]))}
     for dist in ("numpy", "scipy", "h5py", "highspy", "pyscipopt", "gurobipy"):

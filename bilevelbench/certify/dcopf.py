@@ -88,16 +88,6 @@ class DCOPFLabel:
                    lmp=np.full(s.n_bus, nan), line_dual=np.full(s.n_branch, nan), price=nan, objective=nan,
                    dual_bound=nan, status=status, reason=reason)
 
-    def to_json(self) -> dict:
-        out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
-        return out
-
-    @classmethod
-    def from_json(cls, rec: dict) -> DCOPFLabel:
-        arrays = ("pg", "flow", "xi", "lmp", "line_dual")
-        values = {k: (np.array(v, dtype=float) if k in arrays else v) for k, v in rec.items()}
-        return cls(**values)
-
 
 class DCOPFModel:
     """The angle formulation of one grid in a persistent HiGHS instance; :meth:`solve` changes only ``pd``."""

@@ -151,7 +151,7 @@ def _chunk_task(task: tuple[str, int, np.ndarray]) -> tuple[str, int, dict]:
 
 def _request_key(request: DCOPFRequest, structure_hash: str, settings: DCOPFCertifierSettings) -> str:
     blob = json.dumps({"request": asdict(request), "structure": structure_hash, "settings": settings.as_dict(),
-                       "generator": GENERATOR_VERSION}, sort_keys=True)
+                       "generator": GENERATOR_VERSION, "shard": CHUNK}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

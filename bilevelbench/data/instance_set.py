@@ -75,7 +75,7 @@ class InstanceSet:
             does not match its recorded hash.
         """
         path = Path(path)
-        if not path.exists() and isinstance(path, Path) and len(path.parts) == 1 and path.suffix in ("", ".h5"):
+        if not path.exists() and len(path.parts) == 1 and path.suffix in ("", ".h5"):
             path = _fetch_released(path.name) or path
         data = read_instance_set(path)
         ds = cls(data, path=path)

@@ -26,6 +26,7 @@ class Handler(BaseHTTPRequestHandler):
 
     requests_seen: list[tuple[str, str | None]] = []
     flaky_calls = 0
+    payload_override: bytes | None = None
 
     def log_message(self, *args):  # quiet
         pass
@@ -34,6 +35,8 @@ class Handler(BaseHTTPRequestHandler):
         Handler.requests_seen.append((self.path, self.headers.get("Range")))
         kind = self.path.split("/")[1]
         body = PAYLOAD
+        if kind == "file" and Handler.payload_override is not None:
+            kind, body = "good", Handler.payload_override
         if kind == "corrupt":
             body = bytearray(PAYLOAD)
             body[1000] ^= 0xFF
@@ -168,3 +171,27 @@ def test_committed_registry_matches_the_specs():
     assert set(reg.entries) <= specs
     for entry in reg.entries.values():
         assert (root / entry.spec).is_file()
+
+
+def test_instance_set_open_fetches_a_released_name(server, tmp_path, monkeypatch):
+    """``InstanceSet.open("NAME")`` goes through the registry and the cache when no such file exists."""
+    import h5py  # noqa: F401 - the fixture file below is a real instance set
+
+    from bilevelbench.data import registry as registry_module
+    from bilevelbench.data.instance_set import InstanceSet
+    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+
+    (tmp_path / "src").mkdir()
+    real = generate_dcopf(DCOPFRequest(case="case14", n_test=3, seed=1), tmp_path / "src" / "tiny.h5")
+    data = real.read_bytes()
+    Handler.payload_override = data
+    entry = RegistryEntry(name="tiny", file="tiny.h5", size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    reg = Registry(entries={"tiny": entry}, mirrors=(f"{server}/file",), source="test")
+    monkeypatch.setattr(registry_module, "load_registry", lambda path=None: reg)
+    monkeypatch.setenv("BILEVELBENCH_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    try:
+        ds = InstanceSet.open("tiny")
+    finally:
+        Handler.payload_override = None
+    assert ds.path == tmp_path / "cache" / "tiny.h5" and len(ds.split("test")) == 3

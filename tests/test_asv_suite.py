@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,10 +22,16 @@ def test_asv_quick_run_passes(tmp_path):
         pytest.fail("asv is not installed; it is part of the test extra (pip install -e '.[test]')")
     env = {"HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
            "TMPDIR": str(tmp_path)}
-    subprocess.run([asv, "machine", "--yes", "--machine", "ci"], cwd=ROOT, env=env, check=True,
+    # the committed configuration, with results and environments in tmp_path (nothing written to the tree)
+    config = json.loads(re.sub(r"^\s*//.*$", "", (ROOT / "asv.conf.json").read_text(), flags=re.M))
+    config.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks" / "asv"), env_dir=str(tmp_path / "env"),
+                  results_dir=str(tmp_path / "results"), html_dir=str(tmp_path / "html"))
+    conf = tmp_path / "asv.conf.json"
+    conf.write_text(json.dumps(config))
+    subprocess.run([asv, "machine", "--yes", "--machine", "ci"], cwd=tmp_path, env=env, check=True,
                    capture_output=True, text=True)
-    proc = subprocess.run([asv, "run", "--python=same", "--quick", "--show-stderr", "--machine", "ci"], cwd=ROOT,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run([asv, "run", "--config", str(conf), "--python=same", "--quick", "--show-stderr",
+                           "--machine", "ci"], cwd=tmp_path, env=env, capture_output=True, text=True)
     tail = (proc.stdout + proc.stderr)[-4000:]
     assert proc.returncode == 0, tail
     assert "failed" not in proc.stdout, tail

@@ -45,14 +45,15 @@ def cached(name: str, make) -> Path:
     return path
 
 
-def bqp_set(folder: Path, n_test: int = 24, seed: int = 1, size: str = "3x2") -> Path:
+def bqp_set(folder: Path, n_test: int = 24, seed: int = 1, size: str = "3x2", n_train: int = 0,
+            n_valid: int = 0) -> Path:
     """A bqp set with the released spec's seed (so the committed baselines' weights match its structure)."""
     from bilevelbench.certify import CertifierSettings
     from bilevelbench.families.bqp import parse_size
     from bilevelbench.generate import BQPRequest, generate_bqp
 
     m, n = parse_size(size)
-    request = BQPRequest(m=m, n=n, n_train=0, n_valid=0, n_test=n_test, seed=seed)
+    request = BQPRequest(m=m, n=n, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed)
     return generate_bqp(request, folder / f"bqp-{size}.h5", CertifierSettings(backend="scip", time_limit=60))
 
 
@@ -85,7 +86,7 @@ def score_baseline(path: Path, solver_spec: str, batch: int = 64) -> dict:
     spec = TaskSpec(family=ds.family, dataset=path.stem, split="test", n_instances=len(test), structure=ds.structure,
                     param_names=tuple(test.params), y_dim=y_dim, z_dim=z_dim,
                     paper_convention=ds.meta.get("paper_convention"))
-    solver.setup(spec, None)
+    solver.setup(spec, train_split(ds))
     params = test.params
     n = len(test)
     ys = []
@@ -109,13 +110,19 @@ def loaded_solver(path: Path, solver_spec: str):
     solver = load_solver(solver_spec)
     solver.setup(TaskSpec(family=ds.family, dataset=path.stem, split="test", n_instances=len(test),
                           structure=ds.structure, param_names=tuple(test.params), y_dim=y_dim, z_dim=z_dim,
-                          paper_convention=ds.meta.get("paper_convention")), None)
+                          paper_convention=ds.meta.get("paper_convention")), train_split(ds))
     return solver, test.params
 
 
+def train_split(ds):
+    """What the evaluator gives ``setup``: the train split (labelled here), or None when it is empty."""
+    train = ds.split("train") if "train" in ds.split_names else None
+    return train if train is not None and len(train) else None
+
+
 def fixed_sets() -> dict[str, str]:
-    """The shared small sets: bqp-3x2 (24 test), mimpc-tank (12 test), dcopf case57 (100) and case118 (200)."""
-    return {"bqp": str(cached("bqp-3x2.h5", lambda f: bqp_set(f, n_test=24))),
+    """The shared small sets: bqp-3x2 (40 train, 10 valid, 24 test; labelled), mimpc-tank (12 test), dcopf case57 (100) and case118 (200)."""
+    return {"bqp": str(cached("bqp-3x2.h5", lambda f: bqp_set(f, n_test=24, n_train=40, n_valid=10))),
             "tank": str(cached("mimpc-tank.h5", lambda f: tank_set(f))),
             "dcopf": str(cached("dcopf-case57.h5", lambda f: dcopf_set(f, "case57", n_test=100))),
             "dcopf118": str(cached("dcopf-case118.h5", lambda f: dcopf_set(f, "case118", n_test=200)))}

@@ -32,6 +32,27 @@ class VerifyReport:
         return not self.failures
 
 
+def _verify_each(ds: InstanceSet, progress: Callable[[int], object] | None,
+                 check: Callable[[int, str], list[str]]) -> VerifyReport:
+    """Run ``check(pos, status)`` (the problems found with one label, empty when it passes) over ``ds``."""
+    statuses = ds.labels["status"]
+    report = VerifyReport()
+    bar = progress(len(ds)) if progress else None
+    try:
+        for pos, index in enumerate(ds.indices):
+            status = str(statuses[pos])
+            problems = check(pos, status)
+            report.checked += 1
+            if problems:
+                report.failures.append((int(index), status, "; ".join(problems)))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return report
+
+
 def tolerances_of(ds: InstanceSet) -> Tolerances:
     """The check tolerances recorded in the file (defaults for any missing entry)."""
     recorded = ds.meta.get("certifier_settings", {}).get("tolerances", {})
@@ -52,12 +73,9 @@ def verify_instance_set(ds: InstanceSet, oracle: bool = False,
                          f"lower-level rows; this set has {s.n_lower_constraints}")
     tol = tolerances_of(ds)
     params, labels = ds.params, ds.labels
-    indices = ds.indices
-    report = VerifyReport()
-    bar = progress(len(ds)) if progress else None
-    for pos, index in enumerate(indices):
+
+    def check(pos: int, status: str) -> list[str]:
         c, d = params["c"][pos], params["d"][pos]
-        status = str(labels["status"][pos])
         y, z, lam = labels["y"][pos], labels["z"][pos], labels["lam"][pos]
         problems: list[str] = []
         if not (np.all(np.isfinite(c)) and np.all(np.isfinite(d))):
@@ -65,12 +83,12 @@ def verify_instance_set(ds: InstanceSet, oracle: bool = False,
         elif status not in STATUSES:
             problems.append(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         elif status in SOLUTION_STATUSES:
-            check = check_label(s, c, d, y, z, lam, float(labels["objective"][pos]),
-                                float(labels["dual_bound"][pos]), tol)
-            if status == "certified_optimal" and not check.passed:
-                problems.extend(check.failures)
-            if status == "best_known" and not check.feasible:
-                problems.extend(check.failures)
+            result = check_label(s, c, d, y, z, lam, float(labels["objective"][pos]),
+                                 float(labels["dual_bound"][pos]), tol)
+            if status == "certified_optimal" and not result.passed:
+                problems.extend(result.failures)
+            if status == "best_known" and not result.feasible:
+                problems.extend(result.failures)
             if oracle and status == "certified_optimal" and not problems:
                 exact = solve_by_enumeration(s, c, d)
                 objective = float(labels["objective"][pos])
@@ -79,14 +97,9 @@ def verify_instance_set(ds: InstanceSet, oracle: bool = False,
                                     f"{exact.objective:.10g}")
         elif np.any(np.isfinite(y)) or np.any(np.isfinite(z)):
             problems.append(f"status {status!r} but a solution is stored (unchecked points must not be published)")
-        report.checked += 1
-        if problems:
-            report.failures.append((int(index), status, "; ".join(problems)))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return report
+        return problems
+
+    return _verify_each(ds, progress, check)
 
 
 def verify_miqp_set(ds: InstanceSet, progress: Callable[[int], object] | None = None) -> VerifyReport:
@@ -102,11 +115,9 @@ def verify_miqp_set(ds: InstanceSet, progress: Callable[[int], object] | None = 
 
     s = ds.structure
     params, labels = ds.params, ds.labels
-    report = VerifyReport()
-    bar = progress(len(ds)) if progress else None
-    for pos, index in enumerate(ds.indices):
+
+    def check(pos: int, status: str) -> list[str]:
         theta, x = params["theta"][pos], labels["x"][pos]
-        status = str(labels["status"][pos])
         problems: list[str] = []
         if not np.all(np.isfinite(theta)):
             problems.append("parameters contain NaN or inf")
@@ -129,14 +140,9 @@ def verify_miqp_set(ds: InstanceSet, progress: Callable[[int], object] | None = 
                 problems.append(f"labelled infeasible but HiGHS's MILP check says {verdict}")
         elif np.any(np.isfinite(x)):
             problems.append(f"status {status!r} but a solution is stored (unchecked points must not be published)")
-        report.checked += 1
-        if problems:
-            report.failures.append((int(index), status, "; ".join(problems)))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return report
+        return problems
+
+    return _verify_each(ds, progress, check)
 
 
 def verify_dcopf_set(ds: InstanceSet, progress: Callable[[int], object] | None = None) -> VerifyReport:
@@ -156,11 +162,9 @@ def verify_dcopf_set(ds: InstanceSet, progress: Callable[[int], object] | None =
     limits = {"bound_violation": tol.bound_tol, "balance_residual": tol.balance_tol,
               "lmp_consistency": tol.lmp_tol, "rel_gap": tol.gap}
     params, labels = ds.params, ds.labels
-    report = VerifyReport()
-    bar = progress(len(ds)) if progress else None
-    for pos, index in enumerate(ds.indices):
+
+    def check(pos: int, status: str) -> list[str]:
         pd, pg = params["pd"][pos], labels["pg"][pos]
-        status = str(labels["status"][pos])
         problems: list[str] = []
         if not np.all(np.isfinite(pd)):
             problems.append("parameters contain NaN or inf")
@@ -181,11 +185,6 @@ def verify_dcopf_set(ds: InstanceSet, progress: Callable[[int], object] | None =
                 problems.append(f"labelled infeasible but demand {demand:.6g} MW is within the generation range")
         elif np.any(np.isfinite(pg)):
             problems.append(f"status {status!r} but a dispatch is stored (unchecked points must not be published)")
-        report.checked += 1
-        if problems:
-            report.failures.append((int(index), status, "; ".join(problems)))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return report
+        return problems
+
+    return _verify_each(ds, progress, check)

@@ -50,6 +50,26 @@ class SplitScore:
         return int(self.feasible.shape[0])
 
 
+def usable_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, str], name: str
+                ) -> tuple[np.ndarray, list[dict]]:
+    """Which rows can be scored (answered, all finite), and a failure record for each row that cannot.
+
+    ``name`` is the decision's name in the messages (``"x contains NaN"``, ``"pg contains inf"``).
+    """
+    n = answered.shape[0]
+    finite = np.zeros(n, bool)
+    failures: list[dict] = []
+    for i in range(n):
+        if not answered[i]:
+            failures.append({"instance": i, "reason": reasons.get(i, "no prediction for this instance")})
+        elif not np.all(np.isfinite(decisions[i])):
+            bad = "NaN" if np.any(np.isnan(decisions[i])) else "inf"
+            failures.append({"instance": i, "reason": f"{name} contains {bad}"})
+        else:
+            finite[i] = True
+    return finite, failures
+
+
 def lower_infeasibility(s: BQPStructure, y: np.ndarray) -> float:
     """Smallest uniform relaxation ``t >= 0`` making ``{z : F z <= h + G y + t}`` non-empty (an LP)."""
     n, p = s.n, s.n_lower_constraints

@@ -23,7 +23,7 @@ import numpy as np
 
 from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore
+from bilevelbench.evaluate.scoring import SplitScore, usable_rows
 from bilevelbench.families.dcopf import DCOPFStructure
 
 FLOAT_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "balance_violation", "generator_violation",
@@ -77,18 +77,9 @@ def score_dcopf(structure: DCOPFStructure, params: dict[str, np.ndarray], labels
     values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
     feasible = np.zeros(n, bool)
     scored = np.zeros(n, bool)
-    failures: list[dict] = []
     status = np.asarray(labels["status"]).astype(str)
     reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
-    finite = np.zeros(n, bool)
-    for i in range(n):
-        if not answered[i]:
-            failures.append({"instance": i, "reason": reasons.get(i, "no prediction for this instance")})
-        elif not np.all(np.isfinite(pg[i])):
-            bad = "NaN" if np.any(np.isnan(pg[i])) else "inf"
-            failures.append({"instance": i, "reason": f"pg contains {bad}"})
-        else:
-            finite[i] = True
+    finite, failures = usable_rows(pg, answered, reasons, "pg")
     idx = np.flatnonzero(finite)
     for start in range(0, idx.size, chunk):
         part = idx[start:start + chunk]

@@ -30,7 +30,7 @@ import numpy as np
 
 from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore
+from bilevelbench.evaluate.scoring import SplitScore, usable_rows
 from bilevelbench.families.miqp import MIQPStructure, bound_residual, objective, row_residual, row_scale
 
 BASE_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "paper_gap", "integrality",
@@ -101,18 +101,9 @@ def score_miqp(structure: MIQPStructure, params: dict[str, np.ndarray], labels: 
     values = {key: np.full(n, np.nan) for key in float_fields(s)}
     feasible = np.zeros(n, bool)
     scored = np.zeros(n, bool)
-    failures: list[dict] = []
     status = np.asarray(labels["status"]).astype(str)
     reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
-    finite = np.zeros(n, bool)
-    for i in range(n):
-        if not answered[i]:
-            failures.append({"instance": i, "reason": reasons.get(i, "no prediction for this instance")})
-        elif not np.all(np.isfinite(x[i])):
-            bad = "NaN" if np.any(np.isnan(x[i])) else "inf"
-            failures.append({"instance": i, "reason": f"x contains {bad}"})
-        else:
-            finite[i] = True
+    finite, failures = usable_rows(x, answered, reasons, "x")
     idx = np.flatnonzero(finite)
     if idx.size:
         xs, ts = x[idx], theta[idx]

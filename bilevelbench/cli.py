@@ -154,7 +154,7 @@ def _run_generate_miqp(args: argparse.Namespace) -> int:
 
     values = {"n_train": 0, "n_valid": 0, "n_test": 100, "seed": 0, "closed_loop_episodes": 0,
               "closed_loop_steps": 20, "time_limit": 600.0}
-    name, family = None, args.family
+    name, family, spec_backend = None, args.family, None
     flags = {"n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test, "seed": args.seed,
              "closed_loop_episodes": args.closed_loop_episodes, "closed_loop_steps": args.closed_loop_steps}
     given = {k: v for k, v in flags.items() if v is not None}
@@ -168,7 +168,7 @@ def _run_generate_miqp(args: argparse.Namespace) -> int:
             raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} cannot be combined with a "
                              "spec file; the spec fixes the data set")
         spec = load_spec(family)
-        family, name = spec.family, spec.name
+        family, name, spec_backend = spec.family, spec.name, spec.backend
         values.update({k: getattr(spec, k) for k in ("n_train", "n_valid", "n_test", "seed",
                                                      "closed_loop_episodes", "closed_loop_steps")})
         if spec.time_limit is not None:
@@ -182,7 +182,8 @@ def _run_generate_miqp(args: argparse.Namespace) -> int:
                           n_test=values["n_test"], seed=values["seed"],
                           closed_loop_episodes=values["closed_loop_episodes"],
                           closed_loop_steps=values["closed_loop_steps"] if values["closed_loop_episodes"] else 0)
-    settings = MIQPCertifierSettings(backend=args.backend or "auto", time_limit=values["time_limit"])
+    backend = args.backend or spec_backend or "auto"
+    settings = MIQPCertifierSettings(backend=backend, time_limit=values["time_limit"])
     out = generate_miqp(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
                         progress=_progress_factory(not args.quiet, f"certify {family}"), name=name,
                         spec=_spec_record(args.family), scheduler=args.scheduler)
@@ -299,6 +300,10 @@ def _run_generate(args: argparse.Namespace) -> int:
         return _run_generate_miqp(args)
     if args.closed_loop_episodes is not None or args.closed_loop_steps is not None:
         raise UsageError("--closed-loop-episodes and --closed-loop-steps apply to the mimpc families only")
+    if args.backend is None and str(args.family).endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        args.backend = load_spec(args.family).backend
     args.backend = args.backend or "scip"
     args.time_limit = 120.0 if args.time_limit is None else args.time_limit
     from bilevelbench.certify import CertifierSettings

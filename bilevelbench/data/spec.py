@@ -26,11 +26,13 @@ from bilevelbench.errors import MissingDataError, SchemaError
 
 REQUIRED = ("name", "family", "seed", "n_train", "n_valid", "n_test")
 OPTIONAL = ("size", "label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description",
-            "closed_loop_episodes", "closed_loop_steps", "time_limit", "case", "load_scale", "load_noise", "penalty")
+            "closed_loop_episodes", "closed_loop_steps", "time_limit", "case", "load_scale", "load_noise", "penalty",
+            "schema_version", "backend")
 TYPES = {"name": str, "family": str, "size": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
          "label_train": bool, "upper_constraints": int, "lower_constraints": int, "lower_ridge": float,
          "description": str, "closed_loop_episodes": int, "closed_loop_steps": int, "time_limit": float,
-         "case": str, "load_scale": list, "load_noise": float, "penalty": float}
+         "case": str, "load_scale": list, "load_noise": float, "penalty": float, "schema_version": int,
+         "backend": str}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class DatasetSpec:
     load_scale: list | None = None
     load_noise: float | None = None
     penalty: float | None = None
+    #: The HDF5 schema the released file uses (a newer bilevelbench may write a newer one: it then refuses).
+    schema_version: int | None = None
+    #: Exact solver of the labels (bqp: scip or gurobi; mimpc: auto, scip or gurobi; dcopf: highs).
+    backend: str | None = None
 
 
 def load_spec(path: Path | str) -> DatasetSpec:
@@ -90,6 +96,15 @@ def load_spec(path: Path | str) -> DatasetSpec:
         raise SchemaError(f"{str(path)!r}: a bqp spec needs size = \"MxN\"")
     if data["family"] == "dcopf" and "case" not in data:
         raise SchemaError(f"{str(path)!r}: a dcopf spec needs case = \"pglib_opf_case118_ieee\" (a shipped name or a path)")
+    from bilevelbench.data.hdf5 import SCHEMA_VERSION
+
+    if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise SchemaError(f"{str(path)!r}: schema_version = {data['schema_version']}; this bilevelbench writes schema "
+                          f"{SCHEMA_VERSION} (regenerate with the bilevelbench version the spec was written for)")
+    allowed = {"bqp": ("scip", "gurobi"), "dcopf": ("highs",)}.get(data["family"], ("auto", "scip", "gurobi"))
+    if "backend" in data and data["backend"] not in allowed:
+        raise SchemaError(f"{str(path)!r}: backend = {data['backend']!r}; expected one of {', '.join(allowed)} "
+                          f"for {data['family']}")
     scale = data.get("load_scale")
     if scale is not None and (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                           for v in scale)):

@@ -65,3 +65,16 @@ def test_generate_from_a_spec_stores_its_name(tmp_path):
     assert_one_line_error(run("generate", "t.toml", "--seed", "4", "--out", "u.h5", cwd=tmp_path),
                           "--seed cannot be combined with a spec file")
     assert_one_line_error(run("generate", "bqp", "--out", "u.h5", cwd=tmp_path), "--size is required")
+
+
+def test_schema_version_and_backend_are_checked(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD + "schema_version = 99\n")
+    with pytest.raises(SchemaError, match="schema_version = 99"):
+        load_spec(path)
+    path.write_text(GOOD + 'backend = "highs"\n')
+    with pytest.raises(SchemaError, match="expected one of scip, gurobi"):
+        load_spec(path)
+    path.write_text(GOOD + 'schema_version = 1\nbackend = "scip"\n')
+    spec = load_spec(path)
+    assert spec.schema_version == 1 and spec.backend == "scip"

@@ -147,9 +147,29 @@ def _sampling_from(args: argparse.Namespace) -> tuple[dict, str | None]:
 MIQP_FAMILIES = ("mimpc-robot", "mimpc-tank")
 
 
+def _spec_without_flags(path: str, given: dict):
+    """The spec at ``path``; sampling flags given beside it are an error (the spec fixes the data set)."""
+    from bilevelbench.data.spec import load_spec
+
+    if given:
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} cannot be combined with a "
+                         "spec file; the spec fixes the data set")
+    return load_spec(path)
+
+
+def _report_written(out: Path) -> int:
+    """One line on what a generation wrote: split sizes and label statuses."""
+    from bilevelbench.data.instance_set import InstanceSet
+
+    ds = InstanceSet.open(out)
+    split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
+    print(f"wrote {out}: {split_sizes}; labels: {counts}")
+    return 0
+
+
 def _run_generate_miqp(args: argparse.Namespace) -> int:
     from bilevelbench.certify.miqp import MIQPCertifierSettings
-    from bilevelbench.data.instance_set import InstanceSet
     from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
 
     values = {"n_train": 0, "n_valid": 0, "n_test": 100, "seed": 0, "closed_loop_episodes": 0,
@@ -162,12 +182,7 @@ def _run_generate_miqp(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag.replace('_', '-')} applies to bqp only, not to {family}")
     if family.endswith(".toml"):
-        from bilevelbench.data.spec import load_spec
-
-        if given:
-            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} cannot be combined with a "
-                             "spec file; the spec fixes the data set")
-        spec = load_spec(family)
+        spec = _spec_without_flags(family, given)
         family, name, spec_backend = spec.family, spec.name, spec.backend
         values.update({k: getattr(spec, k) for k in ("n_train", "n_valid", "n_test", "seed",
                                                      "closed_loop_episodes", "closed_loop_steps")})
@@ -187,11 +202,7 @@ def _run_generate_miqp(args: argparse.Namespace) -> int:
     out = generate_miqp(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
                         progress=_progress_factory(not args.quiet, f"certify {family}"), name=name,
                         spec=_spec_record(args.family), scheduler=args.scheduler)
-    ds = InstanceSet.open(out)
-    split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
-    print(f"wrote {out}: {split_sizes}; labels: {counts}")
-    return 0
+    return _report_written(out)
 
 
 def _is_miqp_request(family: str) -> bool:
@@ -224,7 +235,6 @@ def _parse_pair(text: str, flag: str) -> tuple[float, float]:
 
 def _run_generate_dcopf(args: argparse.Namespace) -> int:
     from bilevelbench.certify.dcopf import DCOPFCertifierSettings
-    from bilevelbench.data.instance_set import InstanceSet
     from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
 
     for flag in ("size", "upper_constraints", "lower_constraints", "lower_ridge", "label_train",
@@ -241,12 +251,7 @@ def _run_generate_dcopf(args: argparse.Namespace) -> int:
              "load_scale": None if args.load_scale is None else _parse_pair(args.load_scale, "--load-scale")}
     given = {k: v for k, v in flags.items() if v is not None}
     if args.family.endswith(".toml"):
-        from bilevelbench.data.spec import load_spec
-
-        if given:
-            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} cannot be combined with a "
-                             "spec file; the spec fixes the data set")
-        spec = load_spec(args.family)
+        spec = _spec_without_flags(args.family, given)
         name = spec.name
         values.update({k: getattr(spec, k) for k in ("n_train", "n_valid", "n_test", "seed", "case")})
         for key in ("load_noise", "penalty"):
@@ -262,11 +267,7 @@ def _run_generate_dcopf(args: argparse.Namespace) -> int:
     out = generate_dcopf(request, args.out, settings, workers=args.workers, overwrite=args.overwrite,
                          progress=_progress_factory(not args.quiet, f"certify dcopf {request.case}"), name=name,
                          spec=_spec_record(args.family), scheduler=args.scheduler)
-    ds = InstanceSet.open(out)
-    split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
-    print(f"wrote {out}: {split_sizes}; labels: {counts}")
-    return 0
+    return _report_written(out)
 
 
 def _spec_record(family_or_spec: str) -> dict | None:

@@ -25,7 +25,6 @@ torch and shuffling, deterministic algorithms, one thread by default.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -38,6 +37,7 @@ import torch
 
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
+from bilevelbench.evaluate.provenance import file_sha256
 from bilevelbench.families.dcopf import DCOPFStructure, sample_loads
 from bilevelbench.torch.dcopf_proxy import DEFAULT_ITERATIONS, SHIFT_METHODS, DCOPFObjective, DCOPFProxy, dense_ptdf
 
@@ -46,14 +46,6 @@ log = logging.getLogger("dcopf_proxy.train")
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 CERTIFIED = "certified_optimal"
 
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def dataset_name(ds: InstanceSet, path: Path) -> str:

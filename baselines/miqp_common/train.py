@@ -18,7 +18,6 @@ score; 0 is the paper's method as published. Supervised targets are the canonica
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -32,6 +31,7 @@ from baselines.miqp_common.labels import canonical_labels
 from baselines.miqp_common.metrics import miqp_metrics
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
+from bilevelbench.evaluate.provenance import file_sha256
 from bilevelbench.torch.miqp_l2o import MIQPL2O
 
 log = logging.getLogger("miqp.train")
@@ -40,13 +40,6 @@ log = logging.getLogger("miqp.train")
 METHODS = {"sl": (0.0, 0.0, 1.0), "ssl": (1.0, 1.0, 0.0), "hybrid": (1.0, 1.0, 1.0)}
 CERTIFIED = "certified_optimal"
 
-
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def _status(split) -> np.ndarray:

@@ -63,7 +63,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("family", metavar="FAMILY|SPEC.toml", nargs="?",
                    help="problem family: bqp (bilevel quadratic program, Kotary et al., eqs. 11-12), "
                         "mimpc-robot or mimpc-tank (mixed-integer MPC, Le et al., appendix B), dcopf (DC optimal "
-                        "power flow on a PGLib grid, see --case); or a dataset spec "
+                        "power flow on a PGLib grid, see --case), ccd-twotank or ccd-hvac (control co-design, "
+                        "best-known labels, docs/ccd.md); or a dataset spec "
                         "file such as datasets/bqp-9x6.toml that fixes size, seed and split counts")
     p.add_argument("--spec", default=None, type=Path, metavar="SPEC.toml",
                    help="regenerate a released dataset from its spec file (same as giving the spec as FAMILY); "
@@ -225,6 +226,48 @@ def _is_dcopf_request(family: str) -> bool:
     return False
 
 
+CCD_FAMILIES = ("ccd-twotank", "ccd-hvac")
+
+
+def _ccd_family(family: str) -> str | None:
+    if family in CCD_FAMILIES:
+        return family
+    if family.endswith(".toml"):
+        from bilevelbench.data.spec import load_spec
+
+        spec_family = load_spec(family).family
+        return spec_family if spec_family in CCD_FAMILIES else None
+    return None
+
+
+def _run_generate_ccd(args: argparse.Namespace, family: str) -> int:
+    from bilevelbench.generate_ccd import CCDRequest, generate_ccd
+
+    for flag in ("size", "upper_constraints", "lower_constraints", "lower_ridge", "label_train",
+                 "closed_loop_episodes", "closed_loop_steps", "case", "load_scale", "load_noise", "penalty",
+                 "time_limit"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to {family}")
+    if args.backend not in (None, "auto"):
+        raise UsageError(f"{family} labels come from the best-known search (docs/ccd.md); --backend does not apply")
+    values: dict = {"n_train": 0, "n_valid": 0, "n_test": 100, "seed": 0}
+    flags = {"n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test, "seed": args.seed}
+    given = {k: v for k, v in flags.items() if v is not None}
+    name = None
+    if args.family.endswith(".toml"):
+        spec = _spec_without_flags(args.family, given)
+        name = spec.name
+        values.update({k: getattr(spec, k) for k in ("n_train", "n_valid", "n_test", "seed")})
+        if spec.label_splits is not None:
+            values["label_splits"] = tuple(spec.label_splits)
+    values.update(given)
+    request = CCDRequest(family=family, **values)
+    out = generate_ccd(request, args.out, workers=args.workers, overwrite=args.overwrite,
+                       progress=_progress_factory(not args.quiet, f"best-known {family}"), name=name,
+                       spec=_spec_record(args.family), scheduler=args.scheduler)
+    return _report_written(out)
+
+
 def _parse_pair(text: str, flag: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
@@ -294,6 +337,9 @@ def _run_generate(args: argparse.Namespace) -> int:
                          "datasets/NAME.toml")
     if _is_dcopf_request(args.family):
         return _run_generate_dcopf(args)
+    ccd = _ccd_family(args.family)
+    if ccd is not None:
+        return _run_generate_ccd(args, ccd)
     dcopf_flags = [f for f in ("case", "load_scale", "load_noise", "penalty") if getattr(args, f) is not None]
     if dcopf_flags:
         raise UsageError(f"{', '.join('--' + f.replace('_', '-') for f in dcopf_flags)} apply to dcopf only")

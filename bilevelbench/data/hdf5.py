@@ -52,7 +52,7 @@ class InstanceSetData:
 
 
 JSON_ATTRS = ("certifier_settings", "package_versions", "sampling", "backend_versions", "spec", "paper_convention",
-              "miqp", "dcopf")
+              "miqp", "dcopf", "ccd")
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:

@@ -25,7 +25,7 @@ from bilevelbench.families.dcopf import DCOPFStructure
 from bilevelbench.families.miqp import MIQPStructure
 
 #: Families this bilevelbench reads.
-FAMILIES = ("bqp", "mimpc-robot", "mimpc-tank", "dcopf")
+FAMILIES = ("bqp", "mimpc-robot", "mimpc-tank", "dcopf", "ccd-twotank", "ccd-hvac")
 #: Splits in the order they are listed (``infeasible``: certified-infeasible draws of the mixed-integer families).
 ALL_SPLITS = (*SPLITS, "infeasible")
 
@@ -113,19 +113,30 @@ class InstanceSet:
         return self.family == "dcopf"
 
     @property
+    def is_ccd(self) -> bool:
+        """Whether this is a control co-design set (decision ``design``; best-known labels)."""
+        return self.family.startswith("ccd-")
+
+    @property
     def decision_dims(self) -> tuple[int, int]:
         """``(y_dim, z_dim)`` of a submission's answer: ``(m, n)`` for bqp (leader ``y``, follower ``z``),
         ``(n, 0)`` for the mixed-integer families (all of ``x``), ``(n_gen, 0)`` for dcopf (``pg``)."""
         s = self.structure
         if self.is_dcopf:
             return s.n_gen, 0
+        if self.is_ccd:
+            return s.design_dim, 0
         return (s.n, 0) if self.is_miqp else (s.m, s.n)
 
     @property
     def structure(self) -> BQPStructure | MIQPStructure | DCOPFStructure:
         """The problem structure shared by every instance."""
         if self._structure is None:
-            if self.is_dcopf:
+            if self.is_ccd:
+                from bilevelbench.generate_ccd import structure_from_arrays as ccd_structure
+
+                self._structure = ccd_structure(self.family, self._data.structure)
+            elif self.is_dcopf:
                 from bilevelbench.families.dcopf import structure_from_arrays
 
                 case = (self._data.attrs.get("dcopf") or {}).get("case", "")
@@ -221,6 +232,7 @@ class InstanceSet:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         if label_fields is None:
             label_fields = (("x", "objective") if self.is_miqp else ("pg", "objective") if self.is_dcopf
+                            else ("design", "objective") if self.is_ccd
                             else ("y", "z", "objective"))
         missing = [f for f in label_fields if f not in self._data.labels]
         if missing:

@@ -27,12 +27,12 @@ from bilevelbench.errors import MissingDataError, SchemaError
 REQUIRED = ("name", "family", "seed", "n_train", "n_valid", "n_test")
 OPTIONAL = ("size", "label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description",
             "closed_loop_episodes", "closed_loop_steps", "time_limit", "case", "load_scale", "load_noise", "penalty",
-            "schema_version", "backend")
+            "schema_version", "backend", "label_splits")
 TYPES = {"name": str, "family": str, "size": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
          "label_train": bool, "upper_constraints": int, "lower_constraints": int, "lower_ridge": float,
          "description": str, "closed_loop_episodes": int, "closed_loop_steps": int, "time_limit": float,
          "case": str, "load_scale": list, "load_noise": float, "penalty": float, "schema_version": int,
-         "backend": str}
+         "backend": str, "label_splits": list}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class DatasetSpec:
     schema_version: int | None = None
     #: Exact solver of the labels (bqp: scip or gurobi; mimpc: auto, scip or gurobi; dcopf: highs).
     backend: str | None = None
+    #: Splits that get labels (the control co-design families: best-known labels are costly; default test).
+    label_splits: list | None = None
 
 
 def load_spec(path: Path | str) -> DatasetSpec:
@@ -101,7 +103,8 @@ def load_spec(path: Path | str) -> DatasetSpec:
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise SchemaError(f"{str(path)!r}: schema_version = {data['schema_version']}; this bilevelbench writes schema "
                           f"{SCHEMA_VERSION} (regenerate with the bilevelbench version the spec was written for)")
-    allowed = {"bqp": ("scip", "gurobi"), "dcopf": ("highs",)}.get(data["family"], ("auto", "scip", "gurobi"))
+    allowed = {"bqp": ("scip", "gurobi"), "dcopf": ("highs",), "ccd-twotank": ("search",),
+               "ccd-hvac": ("search",)}.get(data["family"], ("auto", "scip", "gurobi"))
     if "backend" in data and data["backend"] not in allowed:
         raise SchemaError(f"{str(path)!r}: backend = {data['backend']!r}; expected one of {', '.join(allowed)} "
                           f"for {data['family']}")

@@ -25,6 +25,7 @@ class ExactSolver(Solver):
     installed and its license takes the model), with the same checks as the labels.
     ``dcopf``: the label model (HiGHS, built once in ``setup``, warm-started per instance), certified by its
     duals as the labels are.
+    ``ccd-*``: the best-known search of the labels (:mod:`bilevelbench.certify.best_known`; not a certificate).
     Instances the solver cannot finish (time limit, numerical failure, infeasible)
     get NaN rows, which the evaluator records as failures.
     """
@@ -43,13 +44,20 @@ class ExactSolver(Solver):
         self._certifier: Certifier | None = None
         self._miqp = None
         self._dcopf = None
+        self._ccd = None
 
     def skip(self, spec: TaskSpec) -> tuple[bool, str | None]:
-        if spec.family not in ("bqp", "mimpc-robot", "mimpc-tank", "dcopf"):
+        if spec.family not in ("bqp", "mimpc-robot", "mimpc-tank", "dcopf", "ccd-twotank", "ccd-hvac"):
             return True, f"the exact solver does not handle family {spec.family!r}"
         return False, None
 
     def setup(self, spec: TaskSpec, train_set) -> None:
+        if spec.family.startswith("ccd-"):
+            import bilevelbench
+
+            self._ccd = (spec.family, spec.structure)
+            self.version = f"{bilevelbench.__version__} (best-known search)"
+            return
         if spec.family == "dcopf":
             from bilevelbench.certify.dcopf import DCOPFCertifierSettings, DCOPFModel
 
@@ -97,6 +105,12 @@ class ExactSolver(Solver):
         return Prediction(y=pg)
 
     def solve(self, params: Mapping[str, np.ndarray]) -> Prediction:
+        if self._ccd is not None:
+            from bilevelbench.certify.best_known import search
+
+            family, s = self._ccd
+            rows = {k: np.asarray(v) for k, v in params.items()}
+            return Prediction(y=search(family, s, rows)["design"])
         if self._dcopf is not None:
             return self._solve_dcopf(params["pd"])
         if self._miqp is not None:

@@ -67,6 +67,8 @@ def verify_instance_set(ds: InstanceSet, oracle: bool = False,
         return verify_miqp_set(ds, progress)
     if ds.is_dcopf:
         return verify_dcopf_set(ds, progress)
+    if ds.is_ccd:
+        return verify_ccd_set(ds, progress)
     s = ds.structure
     if oracle and s.n_lower_constraints > MAX_ENUMERATED_ROWS:
         raise UsageError(f"--oracle enumerates 2^p active sets and takes at most {MAX_ENUMERATED_ROWS} "
@@ -185,6 +187,53 @@ def verify_dcopf_set(ds: InstanceSet, progress: Callable[[int], object] | None =
                 problems.append(f"labelled infeasible but demand {demand:.6g} MW is within the generation range")
         elif np.any(np.isfinite(pg)):
             problems.append(f"status {status!r} but a dispatch is stored (unchecked points must not be published)")
+        return problems
+
+    return _verify_each(ds, progress, check)
+
+
+def verify_ccd_set(ds: InstanceSet, progress: Callable[[int], object] | None = None) -> VerifyReport:
+    """Re-check every label of a control co-design set.
+
+    ``best_known`` labels: the design is finite and inside its box, and the follower's response recomputed for
+    the instance alone gives the stored objective, cost and violation (to ``1e-9 (1 + |f|)``); for
+    ``ccd-hvac`` the follower's QP is also re-solved by HiGHS, whose optimal value must match the response's
+    (``1e-7 (1 + |value|)``). No label may be ``certified_optimal`` (these sets have no certificates); other
+    statuses must store no design.
+    """
+    from bilevelbench.generate_ccd import RECOMPUTE_TOL, design_violation, evaluate
+
+    s, family = ds.structure, ds.family
+    params, labels = ds.params, ds.labels
+
+    def check(pos: int, status: str) -> list[str]:
+        one = {k: v[pos:pos + 1] for k, v in params.items()}
+        design = labels["design"][pos:pos + 1]
+        problems: list[str] = []
+        if not all(np.all(np.isfinite(v)) for v in one.values()):
+            problems.append("parameters contain NaN or inf")
+        elif status == "certified_optimal":
+            problems.append("a control co-design label claims certified_optimal; only best_known labels exist")
+        elif status == "best_known":
+            if not np.all(np.isfinite(design)):
+                return ["best_known label without a finite design"]
+            box = float(design_violation(family, s, design)[0])
+            if box > 0:
+                problems.append(f"design outside its box by {box:.2e}")
+            got = evaluate(family, s, design, one)
+            for key in ("objective", "cost", "violation"):
+                stored = float(labels[key][pos])
+                if abs(float(got[key][0]) - stored) > RECOMPUTE_TOL * (1 + abs(stored)):
+                    problems.append(f"recomputed {key} {float(got[key][0]):.12g} differs from the stored {stored:.12g}")
+            if family == "ccd-hvac":
+                from bilevelbench.families.ccd_hvac import highs_follower_value
+
+                ref = highs_follower_value(s, design[0], {k: v[0] for k, v in one.items()})
+                value = float(got["follower_objective"][0])
+                if abs(ref - value) > 1e-7 * (1 + abs(ref)):
+                    problems.append(f"HiGHS solves the follower's QP to {ref:.10g}, the response has {value:.10g}")
+        elif np.any(np.isfinite(design)):
+            problems.append(f"status {status!r} but a design is stored (unchecked points must not be published)")
         return problems
 
     return _verify_each(ds, progress, check)

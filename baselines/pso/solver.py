@@ -169,6 +169,10 @@ class Solver(SolverBase):
     box_margin: float = 0.25
     box_radius: float | None = None
     seed: int = 0
+    #: Control co-design families (``baselines/pso/ccd.py``): projected Newton iterations per follower solve
+    #: inside the swarm, and the authors' restart rule (two-tank; 0 = off).
+    inner_iters: int = 10
+    restarts: int = 0
 
     def __init__(self) -> None:
         try:
@@ -188,7 +192,9 @@ class Solver(SolverBase):
 
     # -- contract -----------------------------------------------------------------------
     def skip(self, spec: TaskSpec) -> tuple[bool, str | None]:
-        """Decline families other than ``bqp``."""
+        """Decline families other than ``bqp`` and the control co-design ones."""
+        if spec.family.startswith("ccd-"):
+            return False, None
         if spec.family != "bqp":
             return True, f"the PSO baseline handles the bqp family only, not {spec.family!r}"
         return False, None
@@ -212,6 +218,11 @@ class Solver(SolverBase):
             raise UsageError(f"PSO needs at least one particle and one iteration, got {self.n_particles} "
                              f"particles and {self.iterations} iterations")
         self.structure = spec.structure
+        self.family = spec.family
+        if spec.family.startswith("ccd-"):
+            self._pso_class = _global_best_pso()
+            self.kappa, self.kappa_source = float(spec.structure.kappa), "the family's kappa"
+            return
         self._layer = FollowerLayer(spec.structure)
         self._pso_class = _global_best_pso()
         splits = self._other_splits(spec, train_set)
@@ -249,6 +260,8 @@ class Solver(SolverBase):
         """
         if self.structure is None or self.kappa is None:
             raise UsageError("call setup(spec, train_set) before solve")
+        if self.family.startswith("ccd-"):
+            return Prediction(y=self._solve_ccd(params))
         c, d = np.atleast_2d(params["c"]), np.atleast_2d(params["d"])
         ys, histories = [], []
         for k in range(c.shape[0]):
@@ -258,6 +271,25 @@ class Solver(SolverBase):
         self.last_histories = histories
         y = np.asarray(ys, dtype=float).reshape(c.shape[0], self.structure.m)
         return Prediction(y=y, z=self.follower(y))
+
+    def _solve_ccd(self, params: Mapping[str, np.ndarray]) -> np.ndarray:
+        from baselines.pso.ccd import run_swarms
+        from bilevelbench.generate_ccd import evaluate
+
+        params = {k: np.asarray(v) for k, v in params.items()}
+        common = {"n_particles": self.n_particles, "iters": self.iterations, "options": self.options,
+                  "seed": self.seed, "pso_class": self._pso_class, "inner_iters": self.inner_iters}
+        design, _ = run_swarms(self.family, self.structure, params, **common)
+        if self.restarts and self.family == "ccd-twotank":
+            # the authors' rule: rerun while ||x_T - p|| > 0.05, at most `restarts` runs, keep the last
+            for attempt in range(1, self.restarts):
+                miss = evaluate(self.family, self.structure, design, params)["violation"]
+                again = np.flatnonzero(miss > 0.05)
+                if again.size == 0:
+                    break
+                sub = {k: v[again] for k, v in params.items()}
+                design[again], _ = run_swarms(self.family, self.structure, sub, attempt=attempt, **common)
+        return design
 
     # -- the method ---------------------------------------------------------------------
     def follower(self, y: np.ndarray) -> np.ndarray:
@@ -376,3 +408,10 @@ class Solver(SolverBase):
         logger.warning("PSO: no kappa in %s reaches mean violation <= %g on the %s split; using %g",
                        self.kappa_grid, self.target_violation, split_name, kappa)
         return kappa, f"largest of the grid (none reached the target on {split_name})"
+
+
+class SolverWithRestarts(Solver):
+    """The two-tank PSO with the authors' restart rule (up to 5 runs while ``||x_T - p|| > 0.05``)."""
+
+    name = "pso-restarts"
+    restarts = 5

@@ -103,6 +103,10 @@ def score_split(ds: InstanceSet, params: dict, labels: dict, y: np.ndarray, answ
         return score_miqp(ds.structure, params, labels, y, answered, reasons, paper_offset(ds), progress)
     if ds.is_dcopf:
         return score_dcopf(ds.structure, params, labels, y, answered, reasons, progress)
+    if ds.is_ccd:
+        from bilevelbench.evaluate.scoring_ccd import score_ccd
+
+        return score_ccd(ds.family, ds.structure, params, labels, y, answered, reasons, progress)
     return score_bqp(ds.structure, params, labels, y, answered, reasons, z, paper_offset(ds), progress)
 
 

@@ -60,7 +60,24 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
         out.update(mixed_integer_block(score, agg))
     if "balance_violated" in score.values:
         out.update(power_flow_block(agg))
+    if "design_violated" in score.values:
+        out.update(co_design_block(agg))
     return out
+
+
+def co_design_block(agg: dict[str, dict]) -> dict:
+    """Headline metrics of the control co-design families (``docs/ccd.md``): cost and coupling violation
+    reported separately, the penalised objective, and its signed gap to the best-known labels."""
+    return {
+        "cost_mean": agg["cost"]["mean"],
+        "violation_mean": agg["violation"]["mean"],
+        "violation_max": agg["violation"]["max"],
+        "objective_mean": agg["objective"]["mean"],
+        "design_violation_rate": agg["design_violated"]["mean"],
+        "follower_stationarity_max": agg["follower_stationarity"]["max"],
+        "coupling_violation_mean": agg["violation"]["mean"], "upper_violation_mean": agg["design_violation"]["mean"],
+        "lower_violation_mean": None,
+    }
 
 
 def power_flow_block(agg: dict[str, dict]) -> dict:

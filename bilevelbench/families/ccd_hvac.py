@@ -336,3 +336,29 @@ def evaluate_designs(s: HVACStructure, design: np.ndarray, params: dict[str, np.
             "follower_objective": res.objective.numpy(), "follower_stationarity": res.stationarity.numpy(),
             "follower_converged": (res.iterations < s.follower_max_iter).numpy(),
             "u": res.u.numpy()}
+
+
+def highs_follower_value(s: HVACStructure, design: np.ndarray, params: dict[str, np.ndarray]) -> float:
+    """The follower's optimal value for one instance from HiGHS on the QP with explicit slacks (an independent
+    check of :func:`solve_follower_torch`): variables ``(u, s_lo, s_up)``, rows ``G u + s_lo >= ymin - y_free``
+    and ``G u - s_up <= ymax - y_free``."""
+    from bilevelbench.qp import INF, solve_convex_qp
+
+    torch = _torch()
+    cond = Condensed(s)
+    G = cond.gain(torch.as_tensor(np.asarray(design, float)[None]))[0].numpy()
+    x0, ymin, ymax, d = (np.asarray(params[k], float)[None] for k in ("x0", "ymin", "ymax", "d"))
+    y_free = cond.free_response(torch.as_tensor(x0), torch.as_tensor(d)).flatten(1)[0].numpy()
+    lo, hi = ymin[0, 1:].ravel() - y_free, ymax[0, 1:].ravel() - y_free
+    m, n = G.shape
+    P = np.zeros((n + 2 * m, n + 2 * m))
+    P[:n, :n] = 2 * s.control_weight * np.eye(n)
+    P[n:, n:] = 2 * s.slack_weight * np.eye(2 * m)
+    A = np.block([[G, np.eye(m), np.zeros((m, m))], [G, np.zeros((m, m)), -np.eye(m)]])
+    res = solve_convex_qp(P, np.zeros(n + 2 * m), A, np.concatenate([lo, np.full(m, -INF)]),
+                          np.concatenate([np.full(m, INF), hi]),
+                          np.concatenate([np.full(n, s.u_lo), np.zeros(2 * m)]),
+                          np.concatenate([np.full(n, s.u_hi), np.full(2 * m, INF)]))
+    if res.status != "optimal":
+        return float("nan")
+    return float(res.objective)

@@ -5,8 +5,8 @@ evaluator scores), then rebuild the answer with one Newton step on the free vari
 
     u_out = u* - P_F H^{-1} P_F grad_u phi(u*, y),
 
-with ``H`` detached (the Gauss-Newton Hessian for the two-tank, the generalised Hessian of the piecewise
-quadratic for HVAC) and ``grad_u phi`` built with autograd through the design ``y``. At a converged ``u*`` the
+with ``H`` detached (the exact Hessian for the two-tank, by ``torch.func``, Gauss-Newton where it is singular;
+the generalised Hessian of the piecewise quadratic for HVAC) and ``grad_u phi`` built with autograd through the design ``y``. At a converged ``u*`` the
 step is zero (to rounding), and ``d u_out / d y = -H_FF^{-1} d grad_F / d y`` is the implicit-function derivative
 of the converged subproblem on its active set (Amos et al.'s differentiable MPC does the same through its LQR
 step). Rows whose follower did not converge are flagged in the returned ``converged`` mask: callers count them
@@ -25,6 +25,18 @@ def _free_at(u, g, lo: float, hi: float, tol: float = 1e-9):
     return ~(((u <= lo + tol) & (g > 0)) | ((u >= hi - tol) & (g < 0)))
 
 
+def twotank_hessian(s: ccd_twotank.TwoTankStructure, u: torch.Tensor, design: torch.Tensor, p: torch.Tensor):
+    """The exact Hessian (B, 2T, 2T) of the lower objective in ``u`` at ``u`` (``torch.func``, detached)."""
+    T = s.steps
+
+    def phi(u_row, c_row, p_row):
+        x = ccd_twotank.rollout(s, u_row.view(1, T, 2), c_row.view(1, 2))
+        return ccd_twotank.lower_objective(s, x, u_row.view(1, T, 2), p_row.view(1, 2))[0]
+
+    with torch.no_grad():
+        return torch.func.vmap(torch.func.hessian(phi))(u.detach(), design, p)
+
+
 def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor):
     """``x_T`` (B, 2) of the follower's response to ``design`` (B, 2), differentiable in ``design``.
 
@@ -36,12 +48,17 @@ def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p
     x, S = ccd_twotank.rollout_with_sensitivity(s, u_star.view(B, T, 2), design)
     r = (x[:, 1:] - p[:, None, :]).reshape(B, -1)
     g = torch.bmm(S.transpose(1, 2), r.unsqueeze(-1)).squeeze(-1) + s.control_weight * u_star
-    H = (torch.bmm(S.transpose(1, 2), S) + s.control_weight * torch.eye(2 * T, dtype=S.dtype)).detach()
+    H = twotank_hessian(s, u_star, design.detach(), p.detach())
     free = _free_at(u_star, g.detach(), 0.0, 1.0)
     fm = free.to(g.dtype)
     Hm = H * fm.unsqueeze(1) * fm.unsqueeze(2) + torch.diag_embed(1.0 - fm)
-    L = torch.linalg.cholesky(Hm)
-    u_out = u_star - torch.cholesky_solve((g * fm).unsqueeze(-1), L).squeeze(-1)
+    step, info = torch.linalg.solve_ex(Hm, (g * fm).unsqueeze(-1))
+    if bool((info != 0).any()):                 # singular exact Hessian: fall back to Gauss-Newton on those rows
+        gn = (torch.bmm(S.transpose(1, 2), S) + s.control_weight * torch.eye(2 * T, dtype=S.dtype)).detach()
+        gn = gn * fm.unsqueeze(1) * fm.unsqueeze(2) + torch.diag_embed(1.0 - fm)
+        bad = info != 0
+        step = torch.where(bad.view(-1, 1, 1), torch.linalg.solve(gn, (g * fm).unsqueeze(-1)), step)
+    u_out = u_star - step.squeeze(-1)
     x_final = ccd_twotank.rollout(s, u_out.view(B, T, 2), design)[:, -1]
     return x_final, torch.as_tensor(res.converged)
 

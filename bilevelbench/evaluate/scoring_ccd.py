@@ -1,0 +1,66 @@
+"""Score a split's designs for the control co-design families (``ccd-twotank``, ``ccd-hvac``).
+
+A submission returns the design only. The evaluator computes the follower's response itself
+(:func:`bilevelbench.families.ccd_twotank.solve_follower`: best of fixed starts; ``ccd-hvac``: the exact QP) and
+from it, per instance:
+
+* ``cost``: the upper objective (``c1 + c2``; ``sum(Y)``);
+* ``violation``: the coupling violation (``||x_T - p||``; ``||slacks||``), soft: it is priced in the objective;
+* ``objective``: ``cost + kappa violation^2`` (kappa 100; 5), the score;
+* ``reference_objective``: the best-known label (never a certificate), ``gap = |f - f_ref| / max(|f_ref|, 1e-6)``
+  and ``signed_gap`` (negative: better than the best known);
+* ``design_violation``: the distance outside the design box (``[0.01, 0.32]^2``; ``Y >= 0``), a hard constraint:
+  an instance is feasible when it is at most ``FEASIBILITY_TOL``;
+* ``follower_stationarity``: the follower's projected-gradient residual at the response (diagnostic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from bilevelbench.certify.label import SOLUTION_STATUSES
+from bilevelbench.evaluate import metrics
+from bilevelbench.evaluate.scoring import SplitScore, usable_rows
+
+FLOAT_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "cost", "violation", "design_violation",
+                "follower_stationarity", "design_violated")
+
+
+def score_ccd(family: str, structure, params: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+              design: np.ndarray, answered: np.ndarray, reasons: dict[int, str],
+              progress: Callable[[int], object] | None = None, chunk: int = 100) -> SplitScore:
+    """Score one split of a control co-design family (see the module docstring)."""
+    from bilevelbench.generate_ccd import design_violation, evaluate
+
+    n = next(iter(params.values())).shape[0]
+    values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
+    feasible = np.zeros(n, bool)
+    scored = np.zeros(n, bool)
+    status = np.asarray(labels["status"]).astype(str)
+    reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
+    finite, failures = usable_rows(design, answered, reasons, "design")
+    idx = np.flatnonzero(finite)
+    for start in range(0, idx.size, chunk):
+        part = idx[start:start + chunk]
+        rows = {key: np.asarray(value)[part] for key, value in params.items()}
+        measured = evaluate(family, structure, design[part], rows)
+        box = design_violation(family, structure, design[part])
+        values["objective"][part] = measured["objective"]
+        values["cost"][part] = measured["cost"]
+        values["violation"][part] = measured["violation"]
+        values["follower_stationarity"][part] = measured["follower_stationarity"]
+        values["design_violation"][part] = box
+        values["design_violated"][part] = (box > metrics.FEASIBILITY_TOL).astype(float)
+        values["reference_objective"][part] = reference[part]
+        values["gap"][part] = metrics.relative_gap(measured["objective"], reference[part])
+        values["signed_gap"][part] = metrics.signed_relative_gap(measured["objective"], reference[part])
+        scored[part] = True
+        feasible[part] = box <= metrics.FEASIBILITY_TOL
+        if progress is not None:
+            progress(part.size)
+    if progress is not None and idx.size == 0:
+        progress(n)
+    return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
+                      references_missing=int(np.sum(~np.isfinite(reference))))

@@ -406,6 +406,8 @@ def _run_info(args: argparse.Namespace) -> int:
          f"{', '.join(s.integer_only_classes) or 'none'})") if ds.is_miqp else
         (f"  size            {s.size}: case {s.case}, {s.n_bus} buses, {s.n_gen} generators, {s.n_branch} "
          f"branches ({s.limited.size} with a thermal limit, penalty {s.penalty:g} $/MW)") if ds.is_dcopf else
+        (f"  size            {s.size}: design of {s.design_dim} entries, kappa {s.kappa:g}; labels are best-known "
+         "(a documented search, docs/ccd.md), never certified") if ds.is_ccd else
         (f"  size            {s.size}: {s.m} upper / {s.n} lower variables, "
          f"{s.n_upper_constraints} upper / {s.n_lower_constraints} lower constraints"),
         f"  seed            {meta['seed']}",

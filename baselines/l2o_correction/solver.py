@@ -39,14 +39,22 @@ class Solver(_Base):
     description = "MLP + coupling-constraint correction through a differentiable follower (Kotary et al., Alg. 1)"
     #: Folder searched for weight files (a subclass may point elsewhere).
     weights_dir = WEIGHTS
+    #: ccd families: test-time correction steps (None: the weight file's, 10 as in the paper).
+    test_steps: int | None = None
 
     def skip(self, spec):
-        return (spec.family != "bqp", f"trained for bqp only, not {spec.family!r}")
+        if spec.family.startswith("ccd-"):
+            return False, None
+        return (spec.family != "bqp", f"trained for bqp and the ccd families only, not {spec.family!r}")
 
     def setup(self, spec, train_set) -> None:
         path = find_weights(spec.structure.digest(), Path(self.weights_dir))
         blob = torch.load(path, weights_only=True, map_location="cpu")
         meta = blob["meta"]
+        self.family = spec.family
+        if spec.family.startswith("ccd-"):
+            self._setup_ccd(spec, path, blob)
+            return
         self.model = L2OCorrection(spec.structure, list(meta["hidden"]), float(meta["gamma"]),
                                    str(meta.get("follower_gradient", "implicit")))
         self.model.mlp.load_state_dict(blob["state_dict"])
@@ -57,7 +65,34 @@ class Solver(_Base):
         self.gamma = float(meta.get("test_gamma", meta["gamma"]))
         self.version = f"1 ({path.name}, seed {meta['seed']})"
 
+    def _setup_ccd(self, spec, path: Path, blob: dict) -> None:
+        from baselines.l2o_correction.ccd import CCDNet, CCDProblem
+
+        meta = blob["meta"]
+        s = spec.structure
+        twotank = spec.family == "ccd-twotank"
+        self.net = CCDNet(spec.family, int(meta["n_in"]), s.design_dim, list(meta["hidden"]),
+                          np.asarray(s.design_lo) if twotank else None, np.asarray(s.design_hi) if twotank else None)
+        self.net.load_state_dict(blob["state_dict"])
+        self.net.eval()
+        self.problem = CCDProblem(spec.family, s)
+        self.steps, self.gamma = int(meta["test_steps"]), float(meta["gamma"])
+        if self.test_steps is not None:
+            self.steps = int(self.test_steps)
+        self.version = f"1 ({path.name}, seed {meta['seed']}, {self.steps} corrections)"
+
+    def _solve_ccd(self, params) -> Prediction:
+        from baselines.l2o_correction.ccd import correct, features
+
+        rows = {k: np.asarray(v) for k, v in params.items()}
+        with torch.no_grad():
+            y0 = self.net(features(self.family, rows))
+        y = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma)
+        return Prediction(y=y.detach().numpy())
+
     def solve(self, params) -> Prediction:
+        if self.family.startswith("ccd-"):
+            return self._solve_ccd(params)
         c = torch.from_numpy(np.asarray(params["c"], dtype=np.float64))
         d = torch.from_numpy(np.asarray(params["d"], dtype=np.float64))
         with torch.no_grad():
@@ -65,3 +100,10 @@ class Solver(_Base):
         with torch.enable_grad():
             y = correct(self.model.problem, y0, self.steps, self.gamma, create_graph=False)
         return Prediction(y=y.detach().numpy())
+
+
+class NetworkOnly(Solver):
+    """The ccd networks without test-time correction (the latency floor of the method)."""
+
+    name = "l2o-network-only"
+    test_steps = 0

@@ -86,6 +86,13 @@ def _summary(record: dict) -> str:
                  f"({_fmt(m['thermal_violation_cost_mean'])} $ at the penalty), largest single overload "
                  f"{_fmt(m['thermal_violation_mw_max'])} MW"),
             ]
+        elif m.get("cost_mean") is not None:
+            lines += [
+                (f"  objective  penalised mean {_fmt(m['objective_mean'])}; signed gap vs best-known mean "
+                 f"{_fmt(m['signed_gap_mean'])} (negative: better than the best known)"),
+                (f"  cost       mean {_fmt(m['cost_mean'])}; coupling violation mean {_fmt(m['violation_mean'])}, "
+                 f"max {_fmt(m['violation_max'])}"),
+            ]
         else:
             lines.append(f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
                          f"max-row max {_fmt(m['coupling_violation_max'])}")

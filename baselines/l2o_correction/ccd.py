@@ -178,7 +178,7 @@ def train(dataset: Path, epochs: int, seed: int, out: Path, limit: int | None = 
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
                   "nonconverged_rows": nonconverged_total}
         if next(iter(valid.values())).shape[0]:

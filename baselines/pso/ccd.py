@@ -77,28 +77,30 @@ def run_swarms(family: str, s, params: dict[str, np.ndarray], *, n_particles: in
     else:
         lo, hi = np.zeros(s.design_dim), np.full(s.design_dim, 10.0)
         objective = _HVACSwarmObjective(s, params, n_particles, inner_iters)
-    swarms = []
+    swarms, states = [], []
     state = np.random.get_state()
     try:
-        for b in range(B):
+        for b in range(B):          # each swarm draws from its own stream: an answer does not depend on the batch
             np.random.seed(_seed(seed, rows[b], attempt))
             opt = pso_class(n_particles=n_particles, dimensions=lo.size, options=dict(options), bounds=(lo, hi))
             opt.bh.memory = opt.swarm.position
             opt.vh.memory = opt.swarm.position
             opt.swarm.pbest_cost = np.full(n_particles, np.inf)
             swarms.append(opt)
-        np.random.seed(_seed(seed, rows.ravel(), attempt))
+            states.append(np.random.get_state())
         for i in range(iters):
             positions = np.concatenate([o.swarm.position for o in swarms])
             cost, _ = objective(positions)
             cost = np.where(np.isfinite(cost), cost, 1e300).reshape(B, n_particles)
             for b, o in enumerate(swarms):
+                np.random.set_state(states[b])
                 o.swarm.current_cost = cost[b]
                 o.swarm.pbest_pos, o.swarm.pbest_cost = compute_pbest(o.swarm)
                 o.swarm.best_pos, o.swarm.best_cost = o.top.compute_gbest(o.swarm)
                 o.swarm.options = o.oh(o.options, iternow=i, itermax=iters)
                 o.swarm.velocity = o.top.compute_velocity(o.swarm, o.velocity_clamp, o.vh, o.bounds)
                 o.swarm.position = o.top.compute_position(o.swarm, o.bounds, o.bh)
+                states[b] = np.random.get_state()
     finally:
         np.random.set_state(state)
     best = np.stack([o.swarm.pbest_pos[o.swarm.pbest_cost.argmin()] for o in swarms])

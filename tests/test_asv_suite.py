@@ -35,5 +35,6 @@ def test_asv_quick_run_passes(tmp_path):
     tail = (proc.stdout + proc.stderr)[-4000:]
     assert proc.returncode == 0, tail
     assert "failed" not in proc.stdout, tail
-    for name in ("CertifyBQP", "CertifyDCOPF", "Scoring", "Latency", "Quality", "GenerationMemory"):
+    for name in ("CertifyBQP", "CertifyDCOPF", "Scoring", "Latency", "Quality", "GenerationMemory", "CCDFollower",
+                 "CCDBestKnown"):
         assert name in proc.stdout, f"benchmark {name} did not run:\n{tail}"

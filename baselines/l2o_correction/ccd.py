@@ -136,14 +136,19 @@ def _rows(params: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarra
     return {k: v[idx] for k, v in params.items()}
 
 
-def train(dataset: Path, epochs: int, seed: int, out: Path, limit: int | None = None) -> dict:
-    """Train on the ``train`` split's parameters; report the ``valid`` split's penalised objective per epoch."""
+def train(dataset: Path, epochs: int, seed: int, out: Path, limit: int | None = None, lam: float | None = None
+          ) -> dict:
+    """Train on the ``train`` split's parameters; report the ``valid`` split's penalised objective per epoch.
+
+    ``lam`` replaces the paper's penalty weight (e.g. the family's scoring kappa)."""
     from bilevelbench.generate_ccd import evaluate
 
     torch.manual_seed(seed)
     ds = InstanceSet.open(dataset)
     family, s = ds.family, ds.structure
-    cfg = SETTINGS[family]
+    cfg = dict(SETTINGS[family])
+    if lam is not None:
+        cfg["lam"] = float(lam)
     train_params = ds.split("train").params
     if limit:
         train_params = _rows(train_params, np.arange(min(limit, len(ds.split("train")))))
@@ -213,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N train instances only")
     parser.add_argument("--out", type=Path, default=None, help="weight file (default weights/NAME.pt)")
+    parser.add_argument("--lam", type=float, default=None,
+                        help="training penalty weight (default: the paper's, 10 two-tank / 100 HVAC)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     name = InstanceSet.open(args.dataset).meta.get("name") or args.dataset.stem
     out = args.out or HERE / "weights" / f"{name}.pt"
-    train(args.dataset, args.epochs, args.seed, out, args.limit)
+    train(args.dataset, args.epochs, args.seed, out, args.limit, args.lam)
     print(f"wrote {out}")
     return 0
 

@@ -39,6 +39,9 @@ class Solver(_Base):
     description = "MLP + coupling-constraint correction through a differentiable follower (Kotary et al., Alg. 1)"
     #: Folder searched for weight files (a subclass may point elsewhere).
     weights_dir = WEIGHTS
+    #: A weight file in ``weights_dir`` (``{family}`` is replaced by the task's) to use instead of the first whose
+    #: structure hash matches (the ccd families default to ``{family}.pt``, the paper's settings).
+    weights_file: str | None = None
     #: ccd families: test-time correction steps (None: the weight file's, 10 as in the paper).
     test_steps: int | None = None
 
@@ -48,7 +51,13 @@ class Solver(_Base):
         return (spec.family != "bqp", f"trained for bqp and the ccd families only, not {spec.family!r}")
 
     def setup(self, spec, train_set) -> None:
-        path = find_weights(spec.structure.digest(), Path(self.weights_dir))
+        name = self.weights_file or ("{family}.pt" if spec.family.startswith("ccd-") else None)
+        if name is not None:
+            path = Path(self.weights_dir) / name.format(family=spec.family)
+            if not path.is_file():
+                raise MissingDataError(f"weight file {str(path)!r} does not exist")
+        else:
+            path = find_weights(spec.structure.digest(), Path(self.weights_dir))
         blob = torch.load(path, weights_only=True, map_location="cpu")
         meta = blob["meta"]
         self.family = spec.family
@@ -107,3 +116,11 @@ class NetworkOnly(Solver):
 
     name = "l2o-network-only"
     test_steps = 0
+
+
+class KappaMatched(Solver):
+    """The ccd networks trained with the scoring weight as the training penalty (lambda = kappa: 100 two-tank,
+    5 HVAC) instead of the paper's (10, 100)."""
+
+    name = "l2o-correction-kappa"
+    weights_file = "{family}-kappa.pt"

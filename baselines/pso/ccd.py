@@ -66,7 +66,10 @@ class _HVACSwarmObjective:
 def run_swarms(family: str, s, params: dict[str, np.ndarray], *, n_particles: int, iters: int, options: dict,
                seed: int, pso_class: type, inner_iters: int, attempt: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Run one swarm per instance in lockstep; return the best designs (B, k) and their violations (B,)."""
-    from pyswarms.backend.operators import compute_pbest
+    from baselines.pso.solver import _no_logging_dictconfig
+
+    with _no_logging_dictconfig():              # importing pyswarms reconfigures logging and writes report.log
+        from pyswarms.backend.operators import compute_pbest
 
     key = "p" if family == ccd_twotank.FAMILY else "x0"
     rows = np.asarray(params[key])

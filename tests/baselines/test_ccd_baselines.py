@@ -32,7 +32,11 @@ class ShortPSO(PSO):
     iterations = 8
 
 
-def test_pso_answers_are_feasible_reproducible_and_beat_the_nominal_design(small):
+class OneIterationPSO(ShortPSO):
+    iterations = 1
+
+
+def test_pso_answers_are_feasible_reproducible_and_improve_with_iterations(small):
     solver = ShortPSO()
     assert solver.skip(spec_of(small)) == (False, None)
     solver.setup(spec_of(small), small.split("train"))
@@ -42,11 +46,13 @@ def test_pso_answers_are_feasible_reproducible_and_beat_the_nominal_design(small
     np.testing.assert_array_equal(first[1:2], again)                # an instance's swarm does not depend on the batch
     score = score_split(small, test.params, test.labels, first, np.ones(len(test), bool), {})
     assert score.feasible.all()
-    s = small.structure
-    nominal = (np.tile((s.design_lo + s.design_hi) / 2, (len(test), 1)) if small.family == "ccd-twotank"
-               else np.tile(s.nominal_design, (len(test), 1)))
-    base = score_split(small, test.params, test.labels, nominal, np.ones(len(test), bool), {})
-    assert score.values["objective"].mean() < base.values["objective"].mean()
+    short = OneIterationPSO()
+    short.setup(spec_of(small), None)
+    start = score_split(small, test.params, test.labels, short.solve(test.params).y, np.ones(len(test), bool), {})
+    # the same swarms (same seeds), 8 iterations against 1: the global best only improves (the swarm's own
+    # follower is a warm-started approximation of the evaluator's, hence the 1% slack)
+    assert np.all(score.values["objective"] <= start.values["objective"] * 1.01 + 1e-9)
+    assert score.values["objective"].mean() < start.values["objective"].mean()
 
 
 def test_l2o_correction_uses_the_committed_weights_and_improves_on_its_network(small):

@@ -1,0 +1,63 @@
+"""Control co-design: the followers every score, label and baseline uses, and one best-known label."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class CCDFollower:
+    """The evaluator's follower for a batch of 64 designs (two-tank: five starts; HVAC: the exact QP)."""
+
+    params = ["ccd-twotank", "ccd-hvac"]
+    param_names = ["family"]
+    timeout = 300
+
+    def setup(self, family):
+        import torch
+
+        from bilevelbench.generate_ccd import CCDRequest, draws_for, structure_for
+
+        torch.set_num_threads(1)
+        self.s = structure_for(family)
+        self.params_ = draws_for(CCDRequest(family=family, n_test=64, seed=1), self.s, 2)
+        rng = np.random.default_rng(0)
+        if family == "ccd-twotank":
+            self.design = np.column_stack([rng.uniform(0.05, 0.3, 64), np.full(64, 0.01)])
+        else:
+            self.design = np.tile(self.s.nominal_design, (64, 1)) * rng.uniform(0.1, 1.0, (64, 1))
+        self.family = family
+
+    def time_follower_batch64(self, family):
+        from bilevelbench.generate_ccd import evaluate
+
+        evaluate(self.family, self.s, self.design, self.params_)
+
+    def track_converged_rate(self, family):
+        from bilevelbench.generate_ccd import evaluate
+
+        return float(np.mean(evaluate(self.family, self.s, self.design, self.params_)["follower_converged"]))
+
+    track_converged_rate.unit = "fraction"
+
+
+class CCDBestKnown:
+    """One best-known label (grid/multistart + implicit-gradient search)."""
+
+    params = ["ccd-twotank", "ccd-hvac"]
+    param_names = ["family"]
+    timeout = 300
+
+    def setup(self, family):
+        import torch
+
+        from bilevelbench.generate_ccd import CCDRequest, draws_for, structure_for
+
+        torch.set_num_threads(1)
+        self.s = structure_for(family)
+        self.params_ = draws_for(CCDRequest(family=family, n_test=1, seed=1), self.s, 2)
+        self.family = family
+
+    def time_label_one(self, family):
+        from bilevelbench.certify.best_known import search
+
+        search(self.family, self.s, self.params_)

@@ -88,8 +88,9 @@ def _summary(record: dict) -> str:
             ]
         elif m.get("cost_mean") is not None:
             lines += [
-                (f"  objective  penalised mean {_fmt(m['objective_mean'])}; signed gap vs best-known mean "
-                 f"{_fmt(m['signed_gap_mean'])} (negative: better than the best known)"),
+                (f"  objective  penalised mean {_fmt(m['objective_mean'])} against the best-known "
+                 f"{_fmt(m['reference_objective_mean'])}: objective gap {_fmt(m['objective_gap'])} (negative: "
+                 "better than the best known)"),
                 (f"  cost       mean {_fmt(m['cost_mean'])}; coupling violation mean {_fmt(m['violation_mean'])}, "
                  f"max {_fmt(m['violation_max'])}"),
             ]

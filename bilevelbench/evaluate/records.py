@@ -61,14 +61,20 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
     if "balance_violated" in score.values:
         out.update(power_flow_block(agg))
     if "design_violated" in score.values:
-        out.update(co_design_block(agg))
+        out.update(co_design_block(score, agg))
     return out
 
 
-def co_design_block(agg: dict[str, dict]) -> dict:
+def co_design_block(score: SplitScore, agg: dict[str, dict]) -> dict:
     """Headline metrics of the control co-design families (``docs/ccd.md``): cost and coupling violation
-    reported separately, the penalised objective, and its signed gap to the best-known labels."""
+    reported separately, the penalised objective, and its gap to the best-known labels (``objective_gap``:
+    ``(mean f - mean f_ref) / mean f_ref`` over the scored instances that have a reference)."""
+    f, ref = score.values["objective"], score.values["reference_objective"]
+    both = np.isfinite(f) & np.isfinite(ref)
+    gap = float((f[both].mean() - ref[both].mean()) / ref[both].mean()) if both.any() and ref[both].mean() else None
     return {
+        "objective_gap": gap,
+        "reference_objective_mean": float(ref[both].mean()) if both.any() else None,
         "cost_mean": agg["cost"]["mean"],
         "violation_mean": agg["violation"]["mean"],
         "violation_max": agg["violation"]["max"],

@@ -7,11 +7,17 @@ from it, per instance:
 * ``cost``: the upper objective (``c1 + c2``; ``sum(Y)``);
 * ``violation``: the coupling violation (``||x_T - p||``; ``||slacks||``), soft: it is priced in the objective;
 * ``objective``: ``cost + kappa violation^2`` (kappa 100; 5), the score;
-* ``reference_objective``: the best-known label (never a certificate), ``gap = |f - f_ref| / max(|f_ref|, 1e-6)``
-  and ``signed_gap`` (negative: better than the best known);
+* ``reference_objective``: the best-known label (never a certificate), ``gap = |f - f_ref| / max(|f_ref|, floor)``
+  and ``signed_gap`` (negative: better than the best known), with ``floor`` 1e-6 for the two-tank (whose
+  objectives are above 0.06) and 0.1 for HVAC, where 1.4% of the best-known objectives are 0 (the comfort band
+  holds with the heater off) and a relative gap would divide by zero;
 * ``design_violation``: the distance outside the design box (``[0.01, 0.32]^2``; ``Y >= 0``), a hard constraint:
   an instance is feasible when it is at most ``FEASIBILITY_TOL``;
 * ``follower_stationarity``: the follower's projected-gradient residual at the response (diagnostic).
+
+The headline of a run is the **objective gap** ``(mean f - mean f_ref) / mean f_ref`` over the scored instances
+with a reference (``objective_gap`` in the record; the issue's "within 1% of best-known" target), which no
+single near-zero reference can dominate.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.scoring import SplitScore, usable_rows
 
+#: Denominator floor of the per-instance gaps (module docstring).
+GAP_FLOORS = {"ccd-twotank": metrics.GAP_FLOOR, "ccd-hvac": 0.1}
 FLOAT_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "cost", "violation", "design_violation",
                 "follower_stationarity", "design_violated")
 
@@ -54,8 +62,9 @@ def score_ccd(family: str, structure, params: dict[str, np.ndarray], labels: dic
         values["design_violation"][part] = box
         values["design_violated"][part] = (box > metrics.FEASIBILITY_TOL).astype(float)
         values["reference_objective"][part] = reference[part]
-        values["gap"][part] = metrics.relative_gap(measured["objective"], reference[part])
-        values["signed_gap"][part] = metrics.signed_relative_gap(measured["objective"], reference[part])
+        floor = GAP_FLOORS[family]
+        values["gap"][part] = metrics.relative_gap(measured["objective"], reference[part], floor)
+        values["signed_gap"][part] = metrics.signed_relative_gap(measured["objective"], reference[part], floor)
         scored[part] = True
         feasible[part] = box <= metrics.FEASIBILITY_TOL
         if progress is not None:

@@ -70,7 +70,7 @@ FAMILY_COLUMNS = {
               Column("thermal_violation_cost_mean", "overload cost mean ($)", True)),
 }
 FAMILY_COLUMNS["mimpc-tank"] = FAMILY_COLUMNS["mimpc-robot"]
-FAMILY_COLUMNS["ccd-twotank"] = (Column("signed_gap_mean", "gap vs best-known (signed)", True),
+FAMILY_COLUMNS["ccd-twotank"] = (Column("objective_gap", "objective gap vs best-known", True),
                                  Column("objective_mean", "penalised objective mean", True),
                                  Column("cost_mean", "cost mean", True),
                                  Column("violation_mean", "coupling violation mean", True))
@@ -173,7 +173,7 @@ def entry_cells(entry: RankedEntry, columns: tuple[Column, ...] = COLUMNS) -> li
         if column.key not in cells:
             x = m.get(column.key)
             text = format_rate(x) if column.key in _RATE_KEYS else (
-                format_sci(x) if column.key.endswith(("cost_mean", "gap_mean")) else format_plain(x))
+                format_sci(x) if column.key.endswith(("cost_mean", "gap_mean", "objective_gap")) else format_plain(x))
             cells[column.key] = Cell(text, x)
     return [cells[c.key] for c in columns]
 

@@ -35,7 +35,9 @@ OPTIONAL_METRICS = ("latency_ms_median", "latency_ms_p95", "throughput_per_s", "
                     "integer_violation_rate", "continuous_violation_rate", "cost_ratio_mean", "completed_rate",
                     "collision_episode_rate", "safety_violation_episode_rate",
                     # dcopf
-                    "balance_violation_rate", "generator_violation_rate", "thermal_violation_cost_mean")
+                    "balance_violation_rate", "generator_violation_rate", "thermal_violation_cost_mean",
+                    # control co-design
+                    "objective_gap", "objective_mean", "cost_mean", "violation_mean", "signed_gap_mean")
 #: Per-instance arrays the distribution plot uses.
 PER_INSTANCE_KEYS = ("gap", "coupling_violation_l2")
 

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from bilevelbench.cli import main  # noqa: E402
-from bilevelbench.data.instance_set import InstanceSet  # noqa: E402
-from bilevelbench.errors import UsageError  # noqa: E402
-from bilevelbench.generate_ccd import CCDRequest  # noqa: E402
-from bilevelbench.verify import verify_instance_set  # noqa: E402
+from bilevelbench.cli import main
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.errors import UsageError
+from bilevelbench.generate_ccd import CCDRequest
+from bilevelbench.verify import verify_instance_set
 
 
 def tiny_spec(tmp_path, family: str) -> str:
@@ -48,7 +48,7 @@ def test_labels_are_best_known_never_certified_and_verify(generated, capsys):
 
 
 def test_verify_rejects_a_certified_claim_and_an_edited_label(generated, tmp_path):
-    family, out = generated
+    _, out = generated
     ds = InstanceSet.open(out)
     k = int(ds.split("test").indices[0])
     claimed, edited = tmp_path / "claimed.h5", tmp_path / "edited.h5"
@@ -69,7 +69,7 @@ def test_verify_rejects_a_certified_claim_and_an_edited_label(generated, tmp_pat
 
 
 def test_evaluator_recomputes_the_follower_and_scores_labels_at_gap_zero(generated, tmp_path):
-    family, out = generated
+    _, out = generated
     result = tmp_path / "exact.json"
     assert main(["-q", "evaluate", "--dataset", str(out), "--solver", "baselines/exact", "--warmup", "0",
                  "--batch-size", "0", "--exact-instances", "0", "--out", str(result)]) == 0

@@ -28,7 +28,6 @@ bound is psl's beta random walk between 18 and 22 C (max step 3, change probabil
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -36,7 +35,7 @@ from importlib import resources
 import numpy as np
 
 from bilevelbench.errors import UsageError
-from bilevelbench.families.ccd_twotank import _torch
+from bilevelbench.families.ccd_twotank import _torch, structure_digest
 
 FAMILY = "ccd-hvac"
 N_ZONES = 2
@@ -118,14 +117,8 @@ class HVACStructure:
         return {key: np.asarray(getattr(self, key), dtype=float) for key in STRUCTURE_KEYS}
 
     def digest(self) -> str:
-        """SHA-256 over every structure array (dtype, shape and bytes, in a fixed order)."""
-        h = hashlib.sha256(FAMILY.encode())
-        for key, value in self.arrays().items():
-            value = np.ascontiguousarray(value, dtype=np.float64)
-            h.update(key.encode())
-            h.update(str(value.shape).encode())
-            h.update(value.tobytes())
-        return h.hexdigest()
+        """SHA-256 over every structure array (:func:`~bilevelbench.families.ccd_twotank.structure_digest`)."""
+        return structure_digest(FAMILY, self.arrays())
 
     @classmethod
     def default(cls) -> HVACStructure:
@@ -185,7 +178,7 @@ class Condensed:
     def __init__(self, s: HVACStructure) -> None:
         torch = _torch()
         self.s = s
-        N, z = s.horizon, s.n_zones
+        N = s.horizon
         A, C = s.A, s.C
         powers = [np.eye(A.shape[0])]
         for _ in range(N):

@@ -66,14 +66,8 @@ class TwoTankStructure:
         return {key: np.asarray(getattr(self, key), dtype=float) for key in STRUCTURE_KEYS}
 
     def digest(self) -> str:
-        """SHA-256 over every structure array (dtype, shape and bytes, in a fixed order)."""
-        h = hashlib.sha256(FAMILY.encode())
-        for key, value in self.arrays().items():
-            value = np.ascontiguousarray(value, dtype=np.float64)
-            h.update(key.encode())
-            h.update(str(value.shape).encode())
-            h.update(value.tobytes())
-        return h.hexdigest()
+        """SHA-256 over every structure array (:func:`structure_digest`)."""
+        return structure_digest(FAMILY, self.arrays())
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TwoTankStructure:
@@ -82,6 +76,17 @@ class TwoTankStructure:
                    design_hi=a["design_hi"], kappa=float(a["kappa"]), control_weight=float(a["control_weight"]),
                    sqrt_eps=float(a["sqrt_eps"]), starts=a["starts"].reshape(-1, 2),
                    follower_tol=float(a["follower_tol"]), follower_max_iter=int(a["follower_max_iter"]))
+
+
+def structure_digest(family: str, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the family name and every array (name, shape and float64 bytes, in the dict's order)."""
+    h = hashlib.sha256(family.encode())
+    for key, value in arrays.items():
+        value = np.ascontiguousarray(value, dtype=np.float64)
+        h.update(key.encode())
+        h.update(str(value.shape).encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
 
 
 def sample_targets(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -248,9 +253,8 @@ def _minimise(s: TwoTankStructure, u, c, p):
         na = alphas.numel()
         cand = torch.clamp(ul.unsqueeze(1) + alphas.view(1, -1, 1) * d.unsqueeze(1), 0.0, 1.0)  # (L, A, 2T)
         flat = cand.reshape(-1, ul.shape[1])
-        rep = lambda t: t.repeat_interleave(na, 0)  # noqa: E731
-        xs = rollout(s, flat.view(-1, s.steps, 2), rep(cl))
-        fc = lower_objective(s, xs, flat.view(-1, s.steps, 2), rep(pl)).view(-1, na)
+        xs = rollout(s, flat.view(-1, s.steps, 2), cl.repeat_interleave(na, 0))
+        fc = lower_objective(s, xs, flat.view(-1, s.steps, 2), pl.repeat_interleave(na, 0)).view(-1, na)
         decrease = ((cand - ul.unsqueeze(1)) * g.unsqueeze(1)).sum(2)
         # Armijo, with the objective's rounding error allowed: near the solution a Newton step's decrease is
         # below float64 resolution of f while it still shrinks the projected gradient.

@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from baselines.pso.solver import Solver as PSO  # noqa: E402
-from bilevelbench.data.instance_set import InstanceSet  # noqa: E402
-from bilevelbench.evaluate.evaluator import score_split  # noqa: E402
-from bilevelbench.generate_ccd import CCDRequest, generate_ccd  # noqa: E402
-from bilevelbench.solvers import TaskSpec  # noqa: E402
+from baselines.pso.solver import Solver as PSO
+from bilevelbench.data.instance_set import InstanceSet
+from bilevelbench.evaluate.evaluator import score_split
+from bilevelbench.generate_ccd import CCDRequest, generate_ccd
+from bilevelbench.solvers import TaskSpec
 
 
 @pytest.fixture(scope="module", params=["ccd-twotank", "ccd-hvac"])

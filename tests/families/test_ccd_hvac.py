@@ -10,8 +10,8 @@ from scipy.io import loadmat
 
 torch = pytest.importorskip("torch")
 
-from bilevelbench.families import ccd_hvac as hv  # noqa: E402
-from bilevelbench.torch.ccd_layers import HVACLayer  # noqa: E402
+from bilevelbench.families import ccd_hvac as hv
+from bilevelbench.torch.ccd_layers import HVACLayer
 
 S = hv.HVACStructure.default()
 

@@ -105,10 +105,13 @@ def test_corrupt_foreign_and_missing_files(command, small_set, tmp_path):
 
 
 def test_ctrl_c_leaves_no_file(tmp_path):
-    proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "9x6", "--n-test", "400", "--workers", "2",
+    # far more work than can finish; interrupt once the first shard is on disk (a fixed sleep raced a fast machine)
+    proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "9x6", "--n-test", "20000", "--workers", "2",
                              "--out", "big.h5"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "big.h5.partial").glob("*.npz")) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, err = proc.communicate(timeout=60)

@@ -106,7 +106,7 @@ def test_corrupt_foreign_and_missing_files(command, small_set, tmp_path):
 
 def test_ctrl_c_leaves_no_file(tmp_path):
     # interrupt once the first shard is on disk (a fixed 6 s sleep let the whole run finish on an idle machine)
-    proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "9x6", "--n-test", "400", "--workers", "2",
+    proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "9x6", "--n-test", "4000", "--workers", "2",
                              "--out", "big.h5"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 120

@@ -105,8 +105,10 @@ def test_corrupt_foreign_and_missing_files(command, small_set, tmp_path):
 
 
 def test_ctrl_c_leaves_no_file(tmp_path):
-    # interrupt once the first shard is on disk (a fixed 6 s sleep let the whole run finish on an idle machine)
-    proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "9x6", "--n-test", "4000", "--workers", "2",
+    # interrupt once the first shard is on disk: a fixed 6 s sleep let a 9x6 run finish on an idle machine, and a run
+    # of 4000 instances (200 shards) did not stop within 60 s on the clean CI clone (noted on issue 9); 12x9 labels
+    # take long enough that 20 shards cannot finish first
+    proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "12x9", "--n-test", "400", "--workers", "2",
                              "--out", "big.h5"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 120

@@ -105,12 +105,13 @@ def test_corrupt_foreign_and_missing_files(command, small_set, tmp_path):
 
 
 def test_ctrl_c_leaves_no_file(tmp_path):
-    # interrupt once the first shard is on disk: a fixed 6 s sleep let a 9x6 run finish on an idle machine, and a run
-    # of 4000 instances (200 shards) did not stop within 60 s on the clean CI clone (noted on issue 9); 12x9 labels
-    # take long enough that 20 shards cannot finish first
+    # Interrupt once the first shard is on disk (a fixed 6 s sleep let a 9x6 run finish on an idle machine; 12x9
+    # labels take long enough that 20 shards cannot finish first). The child gets SIGINT's default action back:
+    # a test run started in the background of a non-interactive shell inherits SIGINT ignored, and so would the CLI.
     proc = subprocess.Popen([*CLI, "-q", "generate", "bqp", "--size", "12x9", "--n-test", "400", "--workers", "2",
                              "--out", "big.h5"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((tmp_path / "big.h5.partial").glob("*.npz")) and time.monotonic() < deadline:
         time.sleep(0.2)

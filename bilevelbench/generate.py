@@ -163,8 +163,7 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
     cluster (:func:`bilevelbench.parallel.map_tasks`). ``name`` and ``spec`` (from a dataset spec) are
     stored as root attributes.
     """
-    from bilevelbench.data.shards import ShardStore
-    from bilevelbench.parallel import map_tasks
+    from bilevelbench.data.shards import ShardStore, save_missing
 
     out = Path(out)
     check_output_path(out, overwrite)
@@ -184,18 +183,9 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
         todo = [(sname, idx, params["c"][idx], params["d"][idx]) for sname, idx in shards if not store.has(sname)]
         log.info("certifying %d of %d instances (%s, backend %s, %d shards to do, %s)", to_label.shape[0], n_total,
                  structure.size, settings.backend, len(todo), scheduler or f"{workers} worker(s)")
-        bar = progress(int(to_label.shape[0])) if progress else None
-        if bar is not None:
-            bar.update(int(to_label.shape[0]) - sum(t[1].shape[0] for t in todo))
-        try:
-            for sname, arrays in map_tasks(_bqp_shard, todo, workers=workers, scheduler=scheduler,
-                                           initializer=_init_bqp_worker, initargs=(structure, settings), key=key):
-                store.save(sname, arrays)
-                if bar is not None:
-                    bar.update(int(arrays["index"].shape[0]))
-        finally:
-            if bar is not None:
-                bar.close()
+        save_missing(store, _bqp_shard, todo, total=int(to_label.shape[0]),
+                     pending=sum(t[1].shape[0] for t in todo), progress=progress, workers=workers,
+                     scheduler=scheduler, initializer=_init_bqp_worker, initargs=(structure, settings), key=key)
         parts = [store.load(sname) for sname, _ in shards]
         p = structure.n_lower_constraints
         empty = Label.empty(structure.m, structure.n, p, "unlabeled", "train split generated with --no-label-train")

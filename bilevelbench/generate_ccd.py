@@ -38,7 +38,7 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
     write_instance_set,
 )
-from bilevelbench.data.shards import ShardStore
+from bilevelbench.data.shards import ShardStore, save_missing
 from bilevelbench.errors import UsageError
 from bilevelbench.families import ccd_hvac, ccd_twotank
 from bilevelbench.generate import _package_versions
@@ -165,7 +165,7 @@ def _init_worker(family: str, settings: SearchSettings) -> None:
 
 def _chunk_task(task):
     split, chunk, params = task
-    return split, chunk, label_chunk(_STATE["family"], _STATE["s"], params, _STATE["settings"])
+    return shard_name(split, chunk), label_chunk(_STATE["family"], _STATE["s"], params, _STATE["settings"])
 
 
 def _request_key(request: CCDRequest, structure_hash: str, settings: SearchSettings) -> str:
@@ -182,8 +182,6 @@ def generate_ccd(request: CCDRequest, out: Path | str, settings: SearchSettings 
                  overwrite: bool = False, progress: ProgressFactory | None = None, name: str | None = None,
                  spec: dict | None = None, scheduler: str | None = None) -> Path:
     """Generate, label (best-known) and write a control co-design instance set; returns the path (resumable)."""
-    from bilevelbench.parallel import map_tasks
-
     out = Path(out)
     check_output_path(out, overwrite)
     settings = settings or SearchSettings()
@@ -200,20 +198,10 @@ def generate_ccd(request: CCDRequest, out: Path | str, settings: SearchSettings 
             for chunk, start in enumerate(range(0, sizes[split], CHUNK)):
                 if not store.has(shard_name(split, chunk)):
                     tasks.append((split, chunk, {k: v[start:start + CHUNK] for k, v in draws[split].items()}))
-        total = sum(sizes[split] for split in request.label_splits)
-        bar = progress(total) if progress else None
-        if bar is not None:
-            bar.update(total - sum(next(iter(t[2].values())).shape[0] for t in tasks))
-        try:
-            for split, chunk, arrays in map_tasks(_chunk_task, tasks, workers=workers, scheduler=scheduler,
-                                                  initializer=_init_worker, initargs=(request.family, settings),
-                                                  key=key):
-                store.save(shard_name(split, chunk), arrays)
-                if bar is not None:
-                    bar.update(arrays["status"].shape[0])
-        finally:
-            if bar is not None:
-                bar.close()
+        save_missing(store, _chunk_task, tasks, total=sum(sizes[split] for split in request.label_splits),
+                     pending=sum(next(iter(t[2].values())).shape[0] for t in tasks), progress=progress,
+                     workers=workers, scheduler=scheduler, initializer=_init_worker,
+                     initargs=(request.family, settings), key=key)
         data = _assemble(request, s, settings, draws, store, name, spec)
         write_instance_set(out, data, overwrite=overwrite)
     except BaseException:

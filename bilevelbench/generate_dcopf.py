@@ -33,7 +33,7 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
     write_instance_set,
 )
-from bilevelbench.data.shards import ShardStore
+from bilevelbench.data.shards import ShardStore, save_missing
 from bilevelbench.errors import UsageError
 from bilevelbench.families import dcopf
 from bilevelbench.families.dcopf import DCOPFStructure
@@ -144,9 +144,9 @@ def label_chunk(model: DCOPFModel, pd: np.ndarray, settings: DCOPFCertifierSetti
     return out
 
 
-def _chunk_task(task: tuple[str, int, np.ndarray]) -> tuple[str, int, dict]:
+def _chunk_task(task: tuple[str, int, np.ndarray]) -> tuple[str, dict]:
     split, chunk, pd = task
-    return split, chunk, label_chunk(_STATE["model"], pd, _STATE["settings"])
+    return shard_name(split, chunk), label_chunk(_STATE["model"], pd, _STATE["settings"])
 
 
 def _request_key(request: DCOPFRequest, structure_hash: str, settings: DCOPFCertifierSettings) -> str:
@@ -166,7 +166,8 @@ def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertif
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
     s, case = load_structure(request.case, request.penalty)
-    store = ShardStore(out, _request_key(request, s.digest(), settings))
+    key = _request_key(request, s.digest(), settings)
+    store = ShardStore(out, key)
     try:
         loads = {split: draws_for(request, s, k) for k, split in enumerate(SPLITS)}
         tasks = []
@@ -174,15 +175,10 @@ def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertif
             for chunk, start in enumerate(range(0, loads[split].shape[0], CHUNK)):
                 if not store.has(shard_name(split, chunk)):
                     tasks.append((split, chunk, loads[split][start:start + CHUNK]))
-        total = sum(request.split_counts().values())
-        bar = progress(total) if progress else None
-        if bar is not None:
-            bar.update(total - sum(t[2].shape[0] for t in tasks))
-        try:
-            _run(tasks, workers, request, settings, s, store, bar, scheduler)
-        finally:
-            if bar is not None:
-                bar.close()
+        save_missing(store, _chunk_task, tasks, total=sum(request.split_counts().values()),
+                     pending=sum(t[2].shape[0] for t in tasks), progress=progress, workers=workers,
+                     scheduler=scheduler, initializer=_init_worker,
+                     initargs=(request.case, request.penalty, settings), key=key)
         data = _assemble(request, s, case, settings, loads, store, name, spec)
         write_instance_set(out, data, overwrite=overwrite)
     except BaseException:
@@ -195,18 +191,6 @@ def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertif
 def shard_name(split: str, chunk: int) -> str:
     """The file stem of a split's ``chunk``-th shard."""
     return f"{split}-{chunk:05d}"
-
-
-def _run(tasks, workers, request, settings, s, store, bar, scheduler=None) -> None:
-    from bilevelbench.parallel import map_tasks
-
-    key = _request_key(request, s.digest(), settings)
-    for split, chunk, arrays in map_tasks(_chunk_task, tasks, workers=workers, scheduler=scheduler,
-                                          initializer=_init_worker,
-                                          initargs=(request.case, request.penalty, settings), key=key):
-        store.save(shard_name(split, chunk), arrays)
-        if bar is not None:
-            bar.update(arrays["status"].shape[0])
 
 
 def _assemble(request, s, case, settings, loads, store, name, spec=None) -> InstanceSetData:

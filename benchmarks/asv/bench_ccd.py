@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def _test_draws(family: str, n: int):
+    """The family's structure and the first ``n`` test draws of seed 1 (one solver thread)."""
+    import torch
+
+    from bilevelbench.generate_ccd import CCDRequest, draws_for, structure_for
+
+    torch.set_num_threads(1)
+    s = structure_for(family)
+    return s, draws_for(CCDRequest(family=family, n_test=n, seed=1), s, 2)
+
+
 class CCDFollower:
     """The evaluator's follower for a batch of 64 designs (two-tank: five starts; HVAC: the exact QP)."""
 
@@ -13,13 +24,7 @@ class CCDFollower:
     timeout = 300
 
     def setup(self, family):
-        import torch
-
-        from bilevelbench.generate_ccd import CCDRequest, draws_for, structure_for
-
-        torch.set_num_threads(1)
-        self.s = structure_for(family)
-        self.params_ = draws_for(CCDRequest(family=family, n_test=64, seed=1), self.s, 2)
+        self.s, self.params_ = _test_draws(family, 64)
         rng = np.random.default_rng(0)
         if family == "ccd-twotank":
             self.design = np.column_stack([rng.uniform(0.05, 0.3, 64), np.full(64, 0.01)])
@@ -48,13 +53,7 @@ class CCDBestKnown:
     timeout = 300
 
     def setup(self, family):
-        import torch
-
-        from bilevelbench.generate_ccd import CCDRequest, draws_for, structure_for
-
-        torch.set_num_threads(1)
-        self.s = structure_for(family)
-        self.params_ = draws_for(CCDRequest(family=family, n_test=1, seed=1), self.s, 2)
+        self.s, self.params_ = _test_draws(family, 1)
         self.family = family
 
     def time_label_one(self, family):

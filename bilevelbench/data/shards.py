@@ -125,3 +125,27 @@ class ShardStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def save_missing(store: ShardStore, func, tasks: list, *, total: int, pending: int, progress=None,
+                 **map_kwargs) -> None:
+    """Run ``func`` over ``tasks`` (the shards ``store`` lacks) and save each ``(name, arrays)`` it returns.
+
+    The work goes through :func:`bilevelbench.parallel.map_tasks` (``map_kwargs``: ``workers``, ``scheduler``,
+    ``initializer``, ``initargs``, ``key``). ``progress(total)``, when given, makes a bar that starts at the
+    ``total - pending`` instances already done and advances by each saved shard's instances (its ``status``
+    array's length); the bar is closed however the run ends.
+    """
+    from bilevelbench.parallel import map_tasks
+
+    bar = progress(total) if progress else None
+    if bar is not None:
+        bar.update(total - pending)
+    try:
+        for name, arrays in map_tasks(func, tasks, **map_kwargs):
+            store.save(name, arrays)
+            if bar is not None:
+                bar.update(int(arrays["status"].shape[0]))
+    finally:
+        if bar is not None:
+            bar.close()

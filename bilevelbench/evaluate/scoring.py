@@ -8,7 +8,7 @@ only compared with ``z(y)`` (distance, follower regret), never used.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +68,25 @@ def usable_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, 
         else:
             finite[i] = True
     return finite, failures
+
+
+def stored_references(labels: dict[str, np.ndarray]) -> np.ndarray:
+    """The labels' objectives where the status stores a solution (``SOLUTION_STATUSES``), NaN elsewhere."""
+    status = np.asarray(labels["status"]).astype(str)
+    return np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
+
+
+def row_chunks(rows: np.ndarray, n: int, chunk: int, progress: Callable[[int], object] | None
+               ) -> Iterator[np.ndarray]:
+    """Yield ``rows`` in pieces of ``chunk``, reporting each piece's size to ``progress`` once it is scored; with
+    no rows at all, report the split's ``n`` instances at once."""
+    for start in range(0, rows.size, chunk):
+        part = rows[start:start + chunk]
+        yield part
+        if progress is not None:
+            progress(part.size)
+    if progress is not None and rows.size == 0:
+        progress(n)
 
 
 def lower_infeasibility(s: BQPStructure, y: np.ndarray) -> float:

@@ -26,9 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore, usable_rows
+from bilevelbench.evaluate.scoring import SplitScore, row_chunks, stored_references, usable_rows
 
 #: Denominator floor of the per-instance gaps (module docstring).
 GAP_FLOORS = {"ccd-twotank": metrics.GAP_FLOOR, "ccd-hvac": 0.1}
@@ -46,12 +45,9 @@ def score_ccd(family: str, structure, params: dict[str, np.ndarray], labels: dic
     values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
     feasible = np.zeros(n, bool)
     scored = np.zeros(n, bool)
-    status = np.asarray(labels["status"]).astype(str)
-    reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
+    reference = stored_references(labels)
     finite, failures = usable_rows(design, answered, reasons, "design")
-    idx = np.flatnonzero(finite)
-    for start in range(0, idx.size, chunk):
-        part = idx[start:start + chunk]
+    for part in row_chunks(np.flatnonzero(finite), n, chunk, progress):
         rows = {key: np.asarray(value)[part] for key, value in params.items()}
         measured = evaluate(family, structure, design[part], rows)
         box = design_violation(family, structure, design[part])
@@ -67,9 +63,5 @@ def score_ccd(family: str, structure, params: dict[str, np.ndarray], labels: dic
         values["signed_gap"][part] = metrics.signed_relative_gap(measured["objective"], reference[part], floor)
         scored[part] = True
         feasible[part] = box <= metrics.FEASIBILITY_TOL
-        if progress is not None:
-            progress(part.size)
-    if progress is not None and idx.size == 0:
-        progress(n)
     return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
                       references_missing=int(np.sum(~np.isfinite(reference))))

@@ -21,9 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore, usable_rows
+from bilevelbench.evaluate.scoring import SplitScore, row_chunks, stored_references, usable_rows
 from bilevelbench.families.dcopf import DCOPFStructure
 
 FLOAT_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "balance_violation", "generator_violation",
@@ -77,12 +76,9 @@ def score_dcopf(structure: DCOPFStructure, params: dict[str, np.ndarray], labels
     values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
     feasible = np.zeros(n, bool)
     scored = np.zeros(n, bool)
-    status = np.asarray(labels["status"]).astype(str)
-    reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
+    reference = stored_references(labels)
     finite, failures = usable_rows(pg, answered, reasons, "pg")
-    idx = np.flatnonzero(finite)
-    for start in range(0, idx.size, chunk):
-        part = idx[start:start + chunk]
+    for part in row_chunks(np.flatnonzero(finite), n, chunk, progress):
         measured = violations(s, pg[part], pd[part])
         for key, value in measured.items():
             values[key][part] = value
@@ -92,9 +88,5 @@ def score_dcopf(structure: DCOPFStructure, params: dict[str, np.ndarray], labels
         values["signed_gap"][part] = metrics.signed_relative_gap(obj, reference[part])
         scored[part] = True
         feasible[part] = (measured["balance_violated"] == 0) & (measured["generator_violated"] == 0)
-        if progress is not None:
-            progress(part.size)
-    if progress is not None and idx.size == 0:
-        progress(n)
     return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
                       references_missing=int(np.sum(~np.isfinite(reference))))

@@ -28,9 +28,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bilevelbench.certify.label import SOLUTION_STATUSES
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore, usable_rows
+from bilevelbench.evaluate.scoring import SplitScore, stored_references, usable_rows
 from bilevelbench.families.miqp import MIQPStructure, bound_residual, objective, row_residual, row_scale
 
 BASE_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "paper_gap", "integrality",
@@ -101,8 +100,7 @@ def score_miqp(structure: MIQPStructure, params: dict[str, np.ndarray], labels: 
     values = {key: np.full(n, np.nan) for key in float_fields(s)}
     feasible = np.zeros(n, bool)
     scored = np.zeros(n, bool)
-    status = np.asarray(labels["status"]).astype(str)
-    reference = np.where(np.isin(status, SOLUTION_STATUSES), np.asarray(labels["objective"], float), np.nan)
+    reference = stored_references(labels)
     finite, failures = usable_rows(x, answered, reasons, "x")
     idx = np.flatnonzero(finite)
     if idx.size:

@@ -210,11 +210,16 @@ def _free_mask(u, g, pg_norm):
     return ~active
 
 
+def free_block(H, fm):
+    """``H`` restricted to the free variables (mask ``fm``, 1.0 free / 0.0 active), the identity on the others."""
+    return H * fm.unsqueeze(1) * fm.unsqueeze(2) + _torch().diag_embed(1.0 - fm)
+
+
 def newton_direction(g, H, free):
     """Projected Newton direction: solve the free block of ``H d = -g``; a scaled gradient on the active set."""
     torch = _torch()
     fm = free.to(g.dtype)
-    Hm = H * fm.unsqueeze(1) * fm.unsqueeze(2) + torch.diag_embed(1.0 - fm)
+    Hm = free_block(H, fm)
     L, info = torch.linalg.cholesky_ex(Hm)
     d_free = torch.cholesky_solve((-g * fm).unsqueeze(-1), L).squeeze(-1)
     bad = info != 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from bilevelbench.families import ccd_hvac, ccd_twotank
-from bilevelbench.families.ccd_twotank import newton_direction
+from bilevelbench.families.ccd_twotank import free_block
 
 
 def _free_at(u, g, lo: float, hi: float, tol: float = 1e-9):
@@ -51,11 +51,11 @@ def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p
     H = twotank_hessian(s, u_star, design.detach(), p.detach())
     free = _free_at(u_star, g.detach(), 0.0, 1.0)
     fm = free.to(g.dtype)
-    Hm = H * fm.unsqueeze(1) * fm.unsqueeze(2) + torch.diag_embed(1.0 - fm)
+    Hm = free_block(H, fm)
     step, info = torch.linalg.solve_ex(Hm, (g * fm).unsqueeze(-1))
     if bool((info != 0).any()):                 # singular exact Hessian: fall back to Gauss-Newton on those rows
         gn = (torch.bmm(S.transpose(1, 2), S) + s.control_weight * torch.eye(2 * T, dtype=S.dtype)).detach()
-        gn = gn * fm.unsqueeze(1) * fm.unsqueeze(2) + torch.diag_embed(1.0 - fm)
+        gn = free_block(gn, fm)
         bad = info != 0
         step = torch.where(bad.view(-1, 1, 1), torch.linalg.solve(gn, (g * fm).unsqueeze(-1)), step)
     u_out = u_star - step.squeeze(-1)
@@ -82,12 +82,11 @@ class HVACLayer:
         _, H = ccd_hvac._grad_hess(s, u_star, y.detach(), lo, hi, G.detach())
         free = _free_at(u_star, g.detach(), s.u_lo, s.u_hi)
         fm = free.to(g.dtype)
-        Hm = H * fm.unsqueeze(1) * fm.unsqueeze(2) + torch.diag_embed(1.0 - fm)
-        L = torch.linalg.cholesky(Hm)
+        L = torch.linalg.cholesky(free_block(H, fm))
         u_out = u_star - torch.cholesky_solve((g * fm).unsqueeze(-1), L).squeeze(-1)
         y_out = res.y_free + torch.bmm(G, u_out.unsqueeze(-1)).squeeze(-1)
         slack = torch.relu(lo - y_out) + torch.relu(y_out - hi)
         return slack, res.iterations < s.follower_max_iter
 
 
-__all__ = ["HVACLayer", "newton_direction", "twotank_final_state"]
+__all__ = ["HVACLayer", "twotank_final_state", "twotank_hessian"]

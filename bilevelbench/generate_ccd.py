@@ -18,8 +18,6 @@ Resuming: shards of :data:`CHUNK` instances in ``OUT.partial/`` (:class:`~bileve
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,7 +36,7 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
     write_instance_set,
 )
-from bilevelbench.data.shards import ShardStore, save_missing
+from bilevelbench.data.shards import ShardStore, request_key, save_missing, shard_name
 from bilevelbench.errors import UsageError
 from bilevelbench.families import ccd_hvac, ccd_twotank
 from bilevelbench.generate import _package_versions
@@ -169,13 +167,8 @@ def _chunk_task(task):
 
 
 def _request_key(request: CCDRequest, structure_hash: str, settings: SearchSettings) -> str:
-    blob = json.dumps({"request": asdict(request), "structure": structure_hash, "settings": settings.as_dict(),
-                       "generator": GENERATOR_VERSIONS[request.family], "shard": CHUNK}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def shard_name(split: str, chunk: int) -> str:
-    return f"{split}-{chunk:05d}"
+    return request_key(asdict(request), structure_hash, settings.as_dict(), GENERATOR_VERSIONS[request.family],
+                       CHUNK)
 
 
 def generate_ccd(request: CCDRequest, out: Path | str, settings: SearchSettings | None = None, workers: int = 1,

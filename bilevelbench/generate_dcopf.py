@@ -13,8 +13,6 @@ atomically at the end and the folder removed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,7 +31,7 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
     write_instance_set,
 )
-from bilevelbench.data.shards import ShardStore, save_missing
+from bilevelbench.data.shards import ShardStore, request_key, save_missing, shard_name
 from bilevelbench.errors import UsageError
 from bilevelbench.families import dcopf
 from bilevelbench.families.dcopf import DCOPFStructure
@@ -150,9 +148,7 @@ def _chunk_task(task: tuple[str, int, np.ndarray]) -> tuple[str, dict]:
 
 
 def _request_key(request: DCOPFRequest, structure_hash: str, settings: DCOPFCertifierSettings) -> str:
-    blob = json.dumps({"request": asdict(request), "structure": structure_hash, "settings": settings.as_dict(),
-                       "generator": GENERATOR_VERSION, "shard": CHUNK}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return request_key(asdict(request), structure_hash, settings.as_dict(), GENERATOR_VERSION, CHUNK)
 
 
 def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertifierSettings | None = None,
@@ -186,11 +182,6 @@ def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertif
         raise
     store.finish()
     return out
-
-
-def shard_name(split: str, chunk: int) -> str:
-    """The file stem of a split's ``chunk``-th shard."""
-    return f"{split}-{chunk:05d}"
 
 
 def _assemble(request, s, case, settings, loads, store, name, spec=None) -> InstanceSetData:

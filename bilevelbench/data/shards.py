@@ -15,6 +15,7 @@ stale lock behind).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -149,3 +150,15 @@ def save_missing(store: ShardStore, func, tasks: list, *, total: int, pending: i
     finally:
         if bar is not None:
             bar.close()
+
+
+def shard_name(split: str, chunk: int) -> str:
+    """The file stem of a split's ``chunk``-th shard (the dcopf and ccd generators)."""
+    return f"{split}-{chunk:05d}"
+
+
+def request_key(request: dict, structure_hash: str, settings: dict, generator: int, shard: int) -> str:
+    """SHA-256 of everything a generation's shards depend on (the :class:`ShardStore` key)."""
+    blob = json.dumps({"request": request, "structure": structure_hash, "settings": settings, "generator": generator,
+                       "shard": shard}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()

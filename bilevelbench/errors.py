@@ -46,3 +46,11 @@ class MissingDataError(BilevelBenchError, FileNotFoundError):
 
 class SubmissionError(BilevelBenchError):
     """A submitted solver or predictions file does not follow the contract (bad shape, dtype, file, class)."""
+
+
+class UnknownFamilyError(SchemaError, UsageError):
+    """A family name (on the command line, in a spec or in a file) that no installed plugin provides."""
+
+
+class OracleUnavailableError(BilevelBenchError):
+    """``verify --oracle`` was asked of a family (or file) that has no independent exact method."""

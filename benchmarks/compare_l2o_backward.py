@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # the repository root, for baselines/
 from baselines.l2o_correction import train
 from bilevelbench.data.instance_set import InstanceSet
-from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS
+from bilevelbench.families.bqp.coupling import FOLLOWER_GRADIENTS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bilevelbench.families.bqp import BQPStructure, follower_response, parse_size, sample_structure
+from bilevelbench.families.bqp.problem import BQPStructure, follower_response, parse_size, sample_structure
 from bilevelbench.qp import INF, solve_convex_qp
 
 #: A layer maps (q (B, n), b (B, p)) float64 tensors to z (B, n), differentiable wrt b.

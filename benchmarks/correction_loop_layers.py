@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_qp_layers as candidates
 
-from bilevelbench.families.bqp import parse_size, sample_structure
+from bilevelbench.families.bqp.problem import parse_size, sample_structure
 from bilevelbench.torch.qp_layer import BatchedQP
 
 

@@ -47,7 +47,7 @@ def main() -> int:
     cases = list(SHIPPED) + [str(args.pglib / f"{c}.m") for c in LARGE if (args.pglib / f"{c}.m").exists()]
     print("| case | buses / generators / branches | labels | wall (s) | labels/s (1 core) | peak RSS (MiB) |")
     print("| --- | --- | --- | --- | --- | --- |")
-    from bilevelbench.power import load_case
+    from bilevelbench.families.dcopf.power import load_case
 
     for case in cases:
         parsed = load_case(case)

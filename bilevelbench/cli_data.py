@@ -22,8 +22,9 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
                     "name, checked against the registry's size and SHA-256, then moved into place; interrupted "
                     "downloads resume; failures are retried with backoff; nothing is ever asked. Prints the "
                     "local path of each file. InstanceSet.open(NAME) does the same on first use.",
-        epilog="examples:\n  bilevelbench fetch bqp-3x2\n  bilevelbench fetch --all --mirror https://example.org/bb\n"
-               "  BILEVELBENCH_DATA=/scratch/bb bilevelbench fetch mimpc-tank",
+        epilog="examples:\n  bilevelbench fetch --list\n  bilevelbench fetch NAME\n"
+               "  bilevelbench fetch --all --mirror https://example.org/bb\n"
+               "  BILEVELBENCH_DATA=/scratch/bb bilevelbench fetch NAME",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help="dataset names (see --list)")
     p.add_argument("--all", action="store_true", help="every dataset in the registry")
@@ -70,7 +71,7 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
                     "moved to OUT/NAME.timings.json and stored as NaN in the HDF5 file. Upload OUT to any "
                     "static host and list its URL under mirrors (or pass --mirror) to serve it.",
         epilog="example:\n  bilevelbench release datasets/ --out release/ --workers 2\n"
-               "  bilevelbench release datasets/dcopf-case57.toml datasets/dcopf-case118.toml --out release/",
+               "  bilevelbench release datasets/NAME.toml datasets/OTHER.toml --out release/",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("specs", nargs="+", type=Path, metavar="SPECS", help="a folder of spec files, or spec files")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")

@@ -31,88 +31,6 @@ def _check_out(path: Path | None, overwrite: bool) -> None:
         raise UsageError(f"directory {str(path.parent)!r} of --out does not exist")
 
 
-def _fmt(value, spec: str = ".2e") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _summary(record: dict) -> str:
-    m, d, s = record["metrics"], record["dataset"], record["solver"]
-    lines = [f"{record['mode']} {s['name']} {s['version']} on {d['name']} ({d['split']}, {d['n_instances']} "
-             f"instances): {record['status']}" + (f" ({record['status_reason']})" if record["status_reason"] else "")]
-    if record["mode"] == "closed_loop" and m:
-        lines += [
-            (f"  cost       closed-loop cost / exact MPC's: mean {_fmt(m.get('cost_ratio_mean'), '.4f')}  median "
-             f"{_fmt(m.get('cost_ratio_median'), '.4f')} over {m['episodes']} episodes of {m['steps']} steps "
-             f"({m['reference_episodes_complete']} with a complete exact reference)"),
-            (f"  episodes   completed {100 * (m['completed_rate'] or 0):.1f}%, without any violation "
-             f"{100 * (m['violation_free_rate'] or 0):.1f}%"),
-            ("  per episode " + ", ".join(f"{flag.replace('_', ' ')} {_fmt(m.get(flag + '_steps_per_episode'), '.2f')}"
-                                          for flag in ("state_violation", "input_violation", "integer_violation",
-                                                       "safety_violation", "collision")) + " steps"),
-            (f"  latency    per step median {_fmt(m.get('latency_ms_median'), '.3f')} ms  p95 "
-             f"{_fmt(m.get('latency_ms_p95'), '.3f')} ms"),
-        ]
-        return "\n".join(lines)
-    if m and m.get("integer_violation_rate") is not None:
-        lines += [
-            (f"  gap        mean {_fmt(m['gap_mean'])}  median {_fmt(m['gap_median'])}  max {_fmt(m['gap_max'])}"
-             f"  (feasible only: mean {_fmt(m.get('gap_mean_feasible'))})   paper convention |f-f*|/(100+|f*|): "
-             f"mean {_fmt(m.get('paper_gap_mean'))}"),
-            (f"  violated   integer-only constraints {100 * m['integer_violation_rate']:.1f}%, continuous "
-             f"constraints {100 * m['continuous_violation_rate']:.1f}%; feasible {m['n_feasible']}/"
-             f"{m['n_instances']} at tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, "
-             f"failed {m['n_failed']}"),
-            f"  latency    median {_fmt(m.get('latency_ms_median'), '.3f')} ms  p95 "
-            f"{_fmt(m.get('latency_ms_p95'), '.3f')} ms  throughput {_fmt(m.get('throughput_per_s'), '.1f')}/s  "
-            f"speedup vs exact {_fmt(m.get('speedup_vs_exact'), '.2f')}x",
-        ]
-        return "\n".join(lines)
-    if m:
-        paper = (f"   paper convention (+offset): mean {_fmt(m.get('paper_gap_mean'))}"
-                 if m.get("paper_gap_mean") is not None else "")
-        lines += [
-            (f"  gap        mean {_fmt(m['gap_mean'])}  median {_fmt(m['gap_median'])}  p95 {_fmt(m['gap_p95'])}  "
-            f"max {_fmt(m['gap_max'])}{paper}"),
-            (f"  feasible   {m['n_feasible']}/{m['n_instances']} ({100 * (m['feasible_rate'] or 0):.1f}%) at "
-            f"tolerance {m['feasibility_tolerance']:g}; scored {m['n_scored']}, failed {m['n_failed']}"),
-        ]
-        if m.get("balance_violation_rate") is not None:
-            lines += [
-                (f"  balance    violated {100 * m['balance_violation_rate']:.1f}%, mean "
-                 f"{_fmt(m['balance_violation_mean'])} MW, max {_fmt(m['balance_violation_max'])} MW"),
-                (f"  gen limits violated {100 * m['generator_violation_rate']:.1f}%, mean "
-                 f"{_fmt(m['generator_violation_mean'])} MW, max {_fmt(m['generator_violation_max'])} MW"),
-                (f"  thermal    overload mean {_fmt(m['thermal_violation_mw_mean'])} MW per instance "
-                 f"({_fmt(m['thermal_violation_cost_mean'])} $ at the penalty), largest single overload "
-                 f"{_fmt(m['thermal_violation_mw_max'])} MW"),
-            ]
-        elif m.get("cost_mean") is not None:
-            lines += [
-                (f"  objective  penalised mean {_fmt(m['objective_mean'])} against the best-known "
-                 f"{_fmt(m['reference_objective_mean'])}: objective gap {_fmt(m['objective_gap'])} (negative: "
-                 "better than the best known)"),
-                (f"  cost       mean {_fmt(m['cost_mean'])}; coupling violation mean {_fmt(m['violation_mean'])}, "
-                 f"max {_fmt(m['violation_max'])}"),
-            ]
-        else:
-            lines.append(f"  coupling   ||ReLU(Ay-b-Ez)||_2 mean {_fmt(m['coupling_violation_mean'])}  "
-                         f"max-row max {_fmt(m['coupling_violation_max'])}")
-        if "z_distance_mean" in m:
-            lines.append(f"  your z     distance to z(y) mean {_fmt(m['z_distance_mean'])}, follower regret mean "
-                         f"{_fmt(m['follower_regret_mean'])} (z is never scored)")
-        verified = "" if s.get("latency_verified") else " (self-reported, unverified)"
-        lines.append(f"  latency    median {_fmt(m.get('latency_ms_median'), '.3f')} ms{verified}  "
-                     f"p95 {_fmt(m.get('latency_ms_p95'), '.3f')} ms  throughput "
-                     f"{_fmt(m.get('throughput_per_s'), '.1f')}/s  speedup vs exact "
-                     f"{_fmt(m.get('speedup_vs_exact'), '.2f')}x")
-    timing = record.get("timing") or {}
-    if timing.get("scoring_ms_per_instance") is not None:
-        overhead = timing.get("evaluator_overhead_ms_per_instance")
-        lines.append(f"  evaluator  scoring {timing['scoring_ms_per_instance']:.3f} ms/instance"
-                     + (f", overhead in the solver loop {overhead:.3f} ms/instance" if overhead is not None else ""))
-    return "\n".join(lines)
-
-
 def _finish(record: dict, args: argparse.Namespace) -> int:
     from bilevelbench.evaluate.records import write_record
 
@@ -121,7 +39,9 @@ def _finish(record: dict, args: argparse.Namespace) -> int:
         print(f"FAIL {where}: {failure['reason']}", file=sys.stderr)
     if len(record["failures"]) > 5:
         print(f"... and {len(record['failures']) - 5} more failures (all in the record)", file=sys.stderr)
-    print(_summary(record))
+    from bilevelbench.evaluate.summary import summary
+
+    print(summary(record))
     if args.out is not None:
         write_record(record, args.out, overwrite=True)
         print(f"wrote {args.out}")
@@ -149,14 +69,16 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                     "Metrics: docs/metrics.md; record format: docs/results.md. Exit 0 when every instance was "
                     "scored, 1 otherwise (the record is still written), 2 for bad arguments.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  bilevelbench evaluate --dataset bqp-3x2.h5 --solver baselines/exact --out r.json")
+        epilog="example:\n  bilevelbench evaluate --dataset FILE.h5 --solver baselines/exact --out r.json")
     p.add_argument("--dataset", type=Path, required=True, metavar="FILE", help="certified HDF5 instance set")
     p.add_argument("--solver", required=True, metavar="SPEC", help=SOLVER_HELP)
-    p.add_argument("--split", default="test", choices=["train", "valid", "test", "infeasible"],
-                   help="split to solve (test); 'infeasible' (mimpc): certified-infeasible draws, where any answer "
+    p.add_argument("--split", default="test", metavar="SPLIT",
+                   help="split to solve (test); families may add their own, such as 'infeasible': certified-"
+                        "infeasible draws, where any answer "
                         "is scored for its violations")
     p.add_argument("--closed-loop", type=int, default=None, metavar="STEPS",
-                   help="mimpc: run the solver as a receding-horizon policy for STEPS steps from the data set's "
+                   help="families with a closed loop: run the solver as a receding-horizon policy for STEPS steps "
+                        "from the data set's "
                         "reference starts (first test instances) and compare cumulative cost, violations, "
                         "collisions and per-step latency with the exact MPC's stored episodes")
     p.add_argument("--episodes", type=int, default=None, metavar="E",

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from bilevelbench.errors import SubmissionError, UsageError
-from bilevelbench.families.bqp import BQPStructure
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,15 @@ class TaskSpec:
     Attributes
     ----------
     family : str
-        Problem family (``"bqp"``).
+        Problem family (a registered family's name, :mod:`bilevelbench.core.registry`).
     dataset : str
         Data set name.
     split : str
         Split that will be solved (``"test"``).
     n_instances : int
         Number of instances in that split.
-    structure : BQPStructure
-        Data shared by every instance (matrices of both levels).
+    structure : object
+        Data shared by every instance, as the family builds it (``Family.structure``).
     param_names : tuple of str
         Keys of the ``params`` mapping given to ``solve`` (``("c", "d")``).
     y_dim, z_dim : int
@@ -69,7 +68,7 @@ class TaskSpec:
     dataset: str
     split: str
     n_instances: int
-    structure: BQPStructure
+    structure: Any
     param_names: tuple[str, ...]
     y_dim: int
     z_dim: int

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bilevelbench.certify import CertifierSettings
-from bilevelbench.families.bqp import sample_params, sample_structure
-from bilevelbench.generate import BQPRequest, generate_bqp
+from bilevelbench.families.bqp.certifier import CertifierSettings
+from bilevelbench.families.bqp.generate import BQPRequest, generate_bqp
+from bilevelbench.families.bqp.problem import sample_params, sample_structure
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +30,8 @@ def random_instances(m: int, n: int, count: int, seed: int):
 @pytest.fixture(scope="session")
 def tank_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small mimpc-tank set (6 train, 2 valid, 6 test certified) with 2 exact closed-loop episodes of 4 steps."""
-    from bilevelbench.certify.miqp import MIQPCertifierSettings
-    from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
+    from bilevelbench.families.mimpc.certify import MIQPCertifierSettings
+    from bilevelbench.families.mimpc.generate import MIQPRequest, generate_miqp
 
     out = tmp_path_factory.mktemp("data") / "mimpc-tank.h5"
     request = MIQPRequest(family="mimpc-tank", n_train=6, n_valid=2, n_test=6, seed=3, closed_loop_episodes=2,
@@ -42,8 +42,8 @@ def tank_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def robot_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small mimpc-robot set (2 train, 1 valid, 5 test certified; seed 2 also draws infeasible instances)."""
-    from bilevelbench.certify.miqp import MIQPCertifierSettings
-    from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
+    from bilevelbench.families.mimpc.certify import MIQPCertifierSettings
+    from bilevelbench.families.mimpc.generate import MIQPRequest, generate_miqp
 
     out = tmp_path_factory.mktemp("data") / "mimpc-robot.h5"
     request = MIQPRequest(family="mimpc-robot", n_train=2, n_valid=1, n_test=5, seed=2)
@@ -53,7 +53,7 @@ def robot_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def case14_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small dcopf set on PGLib case14 (20 train, 5 valid, 12 test), seed 4."""
-    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+    from bilevelbench.families.dcopf.generate import DCOPFRequest, generate_dcopf
 
     out = tmp_path_factory.mktemp("data") / "dcopf-case14.h5"
     return generate_dcopf(DCOPFRequest(case="case14", n_train=20, n_valid=5, n_test=12, seed=4), out,

@@ -30,8 +30,17 @@ def test_help_teaches(tmp_path):
     top = run("--help", cwd=tmp_path)
     assert top.returncode == 0 and "generate" in top.stdout and "verify" in top.stdout and "examples:" in top.stdout
     gen = run("generate", "--help", cwd=tmp_path)
+    for text in ("--n-test", "--workers", "--overwrite", "--spec", "bqp", "dcopf", "mimpc-tank", "ccd-hvac"):
+        assert text in gen.stdout
+    bqp = run("generate", "bqp", "--help", cwd=tmp_path)
+    assert bqp.returncode == 0
     for flag in ("--size", "--n-test", "--workers", "--backend", "--no-label-train", "--overwrite"):
-        assert flag in gen.stdout
+        assert flag in bqp.stdout
+    assert "--case" not in bqp.stdout            # another family's option is not offered
+    dcopf = run("generate", "dcopf", "--help", cwd=tmp_path)
+    assert "--case" in dcopf.stdout and "--load-scale" in dcopf.stdout and "--size" not in dcopf.stdout
+    foreign = run("-q", "generate", "bqp", "--size", "3x2", "--case", "case14", "--out", "x.h5", cwd=tmp_path)
+    assert_one_line_error(foreign, "--case is not an option of bqp (an option of dcopf)")
 
 
 def test_done_when_generate_then_verify(tmp_path):

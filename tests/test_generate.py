@@ -3,8 +3,8 @@
 import numpy as np
 
 from bilevelbench import InstanceSet
-from bilevelbench.certify import CertifierSettings
-from bilevelbench.generate import BQPRequest, generate_bqp, params_for, structure_for
+from bilevelbench.families.bqp.certifier import CertifierSettings
+from bilevelbench.families.bqp.generate import BQPRequest, generate_bqp, params_for, structure_for
 
 
 def test_same_seed_same_structure_and_parameters():

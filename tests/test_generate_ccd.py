@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 from bilevelbench.cli import main
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
-from bilevelbench.generate_ccd import CCDRequest
+from bilevelbench.families.ccd.generate import CCDRequest
 from bilevelbench.verify import verify_instance_set
 
 

@@ -9,7 +9,7 @@ import pytest
 from bilevelbench.cli import main
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
-from bilevelbench.generate_dcopf import CHUNK, DCOPFRequest, generate_dcopf
+from bilevelbench.families.dcopf.generate import CHUNK, DCOPFRequest, generate_dcopf
 from bilevelbench.verify import verify_instance_set
 
 
@@ -46,9 +46,9 @@ def test_sampled_sets_are_reproducible_with_any_worker_count(tmp_path):
 
 
 def test_resume_uses_saved_chunks_and_refuses_a_foreign_folder(tmp_path):
-    from bilevelbench.certify.dcopf import DCOPFCertifierSettings
     from bilevelbench.data.shards import ShardStore
-    from bilevelbench.generate_dcopf import _request_key, load_structure, shard_name
+    from bilevelbench.families.dcopf.certify import DCOPFCertifierSettings
+    from bilevelbench.families.dcopf.generate import _request_key, load_structure, shard_name
 
     request = DCOPFRequest(case="case14", n_train=0, n_valid=0, n_test=CHUNK + 3, seed=1)
     s, _ = load_structure("case14")
@@ -56,8 +56,8 @@ def test_resume_uses_saved_chunks_and_refuses_a_foreign_folder(tmp_path):
     done = generate_dcopf(request, tmp_path / "ref.h5")
     # plant the first chunk with a marker objective: a resumed run must take it as it is
     ref = InstanceSet.open(done)
-    from bilevelbench.generate_dcopf import label_chunk
-    from bilevelbench.certify.dcopf import DCOPFModel
+    from bilevelbench.families.dcopf.certify import DCOPFModel
+    from bilevelbench.families.dcopf.generate import label_chunk
 
     chunk = label_chunk(DCOPFModel(s), ref.params["pd"][:CHUNK], DCOPFCertifierSettings())
     chunk["solve_time"][:] = 123.0
@@ -95,4 +95,4 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["generate", "dcopf", "--case", "case14", "--load-scale", "1", "--out", str(tmp_path / "x.h5")]) == 2
     assert "LO,HI" in capsys.readouterr().err
     assert main(["generate", "bqp", "--size", "3x2", "--case", "case14", "--out", str(tmp_path / "x.h5")]) == 2
-    assert "dcopf only" in capsys.readouterr().err
+    assert "--case is not an option of bqp (an option of dcopf)" in capsys.readouterr().err

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import bilevelbench.generate_miqp as gen
-from bilevelbench.certify.miqp import MIQPCertifierSettings
+import bilevelbench.families.mimpc.generate as gen
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
-from bilevelbench.families.miqp import objective, row_residual, row_scale
+from bilevelbench.families.mimpc.certify import MIQPCertifierSettings
+from bilevelbench.families.mimpc.miqp import objective, row_residual, row_scale
 
 
 def test_every_published_label_matches_its_parameters(tank_set):

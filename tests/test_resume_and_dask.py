@@ -84,8 +84,8 @@ def test_dask_local_cluster_gives_identical_labels(tmp_path):
     pytest.importorskip("distributed")
     from distributed import LocalCluster
 
-    from bilevelbench.generate import BQPRequest, generate_bqp
-    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+    from bilevelbench.families.bqp.generate import BQPRequest, generate_bqp
+    from bilevelbench.families.dcopf.generate import DCOPFRequest, generate_dcopf
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         address = cluster.scheduler_address

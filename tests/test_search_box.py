@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bilevelbench.data.instance_set import InstanceSet
-from bilevelbench.search_box import label_box, readable_splits, search_box, structure_box
+from bilevelbench.families.bqp.search_box import label_box, readable_splits, search_box, structure_box
 
 
 def test_label_box_widens_the_label_range(small_set):

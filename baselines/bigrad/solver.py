@@ -7,7 +7,7 @@ For every instance of the batch at once, minimise
 by gradient descent with per-instance Armijo backtracking in the whitened variable ``w = L' y`` (``Q = L L'``: the upper objective's Hessian is badly
 conditioned, and plain descent in ``y`` stalls along its weak directions), where ``z(y)`` is the follower's response (batched interior point) and the total derivative
 ``dPhi/dy`` comes from BiGrad's Theorem 2: autograd vector-Jacobian products plus conjugate-gradient solves
-of the follower's KKT system (``bilevelbench.torch.bigrad``). ``rho`` grows geometrically so the final point
+of the follower's KKT system (``bilevelbench.families.bqp.bigrad``). ``rho`` grows geometrically so the final point
 is close to feasible. There are no upper-level-only constraints in the BQP, so the projection is the identity.
 
 ``Phi`` is nonconvex (piecewise quadratic over the follower's active sets, with kinks where the active set
@@ -30,11 +30,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bilevelbench.search_box import certified_labels, readable_splits, search_box
+from bilevelbench.families.bqp.bigrad import BiGradFollower
+from bilevelbench.families.bqp.coupling import BQPTorch
+from bilevelbench.families.bqp.search_box import certified_labels, readable_splits, search_box
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base
-from bilevelbench.torch.bigrad import BiGradFollower
-from bilevelbench.torch.coupling import BQPTorch
 from bilevelbench.torch.qp_layer import IPMSettings
 
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from bilevelbench.errors import MissingDataError
+from bilevelbench.families.dcopf.proxy import DCOPFProxy, FrozenProxy
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base
-from bilevelbench.torch.dcopf_proxy import DCOPFProxy, FrozenProxy
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 

@@ -38,8 +38,8 @@ import torch
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
 from bilevelbench.evaluate.provenance import file_sha256
-from bilevelbench.families.dcopf import DCOPFStructure, sample_loads
-from bilevelbench.torch.dcopf_proxy import DEFAULT_ITERATIONS, SHIFT_METHODS, DCOPFObjective, DCOPFProxy, dense_ptdf
+from bilevelbench.families.dcopf.problem import DCOPFStructure, sample_loads
+from bilevelbench.families.dcopf.proxy import DEFAULT_ITERATIONS, SHIFT_METHODS, DCOPFObjective, DCOPFProxy, dense_ptdf
 
 log = logging.getLogger("dcopf_proxy.train")
 

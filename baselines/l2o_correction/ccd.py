@@ -37,7 +37,8 @@ from torch import nn
 
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.provenance import file_sha256
-from bilevelbench.families import ccd_hvac, ccd_twotank
+from bilevelbench.families.ccd import hvac as ccd_hvac
+from bilevelbench.families.ccd import twotank as ccd_twotank
 
 log = logging.getLogger("l2o_correction.ccd")
 HERE = Path(__file__).resolve().parent
@@ -92,7 +93,7 @@ class CCDProblem:
         if family == ccd_twotank.FAMILY:
             self.fast = replace(structure, starts=np.asarray(structure.starts)[:1])
         else:
-            from bilevelbench.torch.ccd_layers import HVACLayer
+            from bilevelbench.families.ccd.layers import HVACLayer
 
             self.layer = HVACLayer(structure)
 
@@ -105,7 +106,7 @@ class CCDProblem:
 
     def violation_sq(self, y: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
         """``(||coupling||^2 per row, converged per row)``, differentiable in ``y``."""
-        from bilevelbench.torch.ccd_layers import twotank_final_state
+        from bilevelbench.families.ccd.layers import twotank_final_state
 
         if self.family == ccd_twotank.FAMILY:
             p = params[0]
@@ -141,7 +142,7 @@ def train(dataset: Path, epochs: int, seed: int, out: Path, limit: int | None = 
     """Train on the ``train`` split's parameters; report the ``valid`` split's penalised objective per epoch.
 
     ``lam`` replaces the paper's penalty weight (e.g. the family's scoring kappa)."""
-    from bilevelbench.generate_ccd import evaluate
+    from bilevelbench.families.ccd.generate import evaluate
 
     torch.manual_seed(seed)
     ds = InstanceSet.open(dataset)

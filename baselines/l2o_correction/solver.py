@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from bilevelbench.errors import MissingDataError
+from bilevelbench.families.bqp.coupling import L2OCorrection, correct
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base
-from bilevelbench.torch.coupling import L2OCorrection, correct
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 

@@ -25,8 +25,8 @@ import torch
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.provenance import file_sha256
-from bilevelbench.families.bqp import sample_params
-from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS, L2OCorrection, correct
+from bilevelbench.families.bqp.coupling import FOLLOWER_GRADIENTS, L2OCorrection, correct
+from bilevelbench.families.bqp.problem import sample_params
 
 log = logging.getLogger("l2o_correction.train")
 HERE = Path(__file__).resolve().parent

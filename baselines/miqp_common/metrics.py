@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bilevelbench.families.miqp import MIQPStructure, bound_residual, objective, row_residual, row_scale
+from bilevelbench.families.mimpc.miqp import MIQPStructure, bound_residual, objective, row_residual, row_scale
 
 TOL = 1e-6
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from bilevelbench.errors import MissingDataError
+from bilevelbench.families.mimpc.miqp_l2o import MIQPL2O
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base
-from bilevelbench.torch.miqp_l2o import MIQPL2O
 
 FAMILIES = ("mimpc-robot", "mimpc-tank")
 

@@ -32,7 +32,7 @@ from baselines.miqp_common.metrics import miqp_metrics
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
 from bilevelbench.evaluate.provenance import file_sha256
-from bilevelbench.torch.miqp_l2o import MIQPL2O
+from bilevelbench.families.mimpc.miqp_l2o import MIQPL2O
 
 log = logging.getLogger("miqp.train")
 

@@ -24,7 +24,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from bilevelbench.families import ccd_hvac, ccd_twotank
+from bilevelbench.families.ccd import hvac as ccd_hvac
+from bilevelbench.families.ccd import twotank as ccd_twotank
 
 
 def _seed(base: int, row: np.ndarray, attempt: int) -> int:

@@ -59,11 +59,11 @@ import torch
 
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import BilevelBenchError, SolverError, UsageError
-from bilevelbench.families.bqp import BQPStructure, coupling_residual, follower_response, upper_objective
-from bilevelbench.search_box import readable_splits, search_box
+from bilevelbench.families.bqp.follower_layer import FollowerLayer
+from bilevelbench.families.bqp.problem import BQPStructure, coupling_residual, follower_response, upper_objective
+from bilevelbench.families.bqp.search_box import readable_splits, search_box
 from bilevelbench.solvers import Prediction, TaskSpec
 from bilevelbench.solvers import Solver as SolverBase
-from bilevelbench.torch.qp_layer import FollowerLayer
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class Solver(SolverBase):
 
     def _solve_ccd(self, params: Mapping[str, np.ndarray]) -> np.ndarray:
         from baselines.pso.ccd import run_swarms
-        from bilevelbench.generate_ccd import evaluate
+        from bilevelbench.families.ccd.generate import evaluate
 
         params = {k: np.asarray(v) for k, v in params.items()}
         common = {"n_particles": self.n_particles, "iters": self.iterations, "options": self.options,

@@ -6,8 +6,6 @@ structure) but with their own small test draws; the values track regressions, th
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import common
 
 BASELINES = {

@@ -9,7 +9,7 @@ def _test_draws(family: str, n: int):
     """The family's structure and the first ``n`` test draws of seed 1 (one solver thread)."""
     import torch
 
-    from bilevelbench.generate_ccd import CCDRequest, draws_for, structure_for
+    from bilevelbench.families.ccd.generate import CCDRequest, draws_for, structure_for
 
     torch.set_num_threads(1)
     s = structure_for(family)
@@ -33,12 +33,12 @@ class CCDFollower:
         self.family = family
 
     def time_follower_batch64(self, family):
-        from bilevelbench.generate_ccd import evaluate
+        from bilevelbench.families.ccd.generate import evaluate
 
         evaluate(self.family, self.s, self.design, self.params_)
 
     def track_converged_rate(self, family):
-        from bilevelbench.generate_ccd import evaluate
+        from bilevelbench.families.ccd.generate import evaluate
 
         return float(np.mean(evaluate(self.family, self.s, self.design, self.params_)["follower_converged"]))
 
@@ -57,6 +57,6 @@ class CCDBestKnown:
         self.family = family
 
     def time_label_one(self, family):
-        from bilevelbench.certify.best_known import search
+        from bilevelbench.families.ccd.best_known import search
 
         search(self.family, self.s, self.params_)

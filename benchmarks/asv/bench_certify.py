@@ -15,9 +15,9 @@ class CertifyBQP:
     timeout = 300
 
     def setup(self, size):
-        from bilevelbench.certify import Certifier, CertifierSettings
-        from bilevelbench.families.bqp import parse_size
-        from bilevelbench.generate import BQPRequest, params_for, structure_for
+        from bilevelbench.families.bqp.certifier import Certifier, CertifierSettings
+        from bilevelbench.families.bqp.generate import BQPRequest, params_for, structure_for
+        from bilevelbench.families.bqp.problem import parse_size
 
         m, n = parse_size(size)
         request = BQPRequest(m=m, n=n, n_train=0, n_valid=0, n_test=3, seed=1)
@@ -36,9 +36,9 @@ class CertifyDCOPF:
     param_names = ["case"]
 
     def setup(self, case):
-        from bilevelbench.certify.dcopf import DCOPFCertifierSettings, DCOPFModel
-        from bilevelbench.families.dcopf import sample_loads
-        from bilevelbench.generate_dcopf import load_structure
+        from bilevelbench.families.dcopf.certify import DCOPFCertifierSettings, DCOPFModel
+        from bilevelbench.families.dcopf.generate import load_structure
+        from bilevelbench.families.dcopf.problem import sample_loads
 
         s, _ = load_structure(case)
         self.model = DCOPFModel(s)
@@ -47,7 +47,7 @@ class CertifyDCOPF:
         self.k = 0
 
     def time_certify_one(self, case):
-        from bilevelbench.certify.dcopf import certify_dcopf
+        from bilevelbench.families.dcopf.certify import certify_dcopf
 
         certify_dcopf(self.model, self.pd[self.k % 16], self.settings)
         self.k += 1
@@ -59,15 +59,15 @@ class CertifyMIQP:
     timeout = 300
 
     def setup(self):
-        from bilevelbench.certify.miqp import MIQPCertifierSettings
-        from bilevelbench.families import mimpc
+        from bilevelbench.families.mimpc import problem as mimpc
+        from bilevelbench.families.mimpc.certify import MIQPCertifierSettings
 
         self.s = mimpc.structure_for("mimpc-tank")
         self.theta = mimpc.sample_theta("mimpc-tank", np.random.default_rng(3), 4)
         self.settings = MIQPCertifierSettings(backend="scip", time_limit=60)
 
     def time_certify_tank(self):
-        from bilevelbench.certify.miqp import certify_miqp
+        from bilevelbench.families.mimpc.certify import certify_miqp
 
         certify_miqp(self.s, self.theta[0], self.settings, "scip")
 

@@ -48,9 +48,9 @@ def cached(name: str, make) -> Path:
 def bqp_set(folder: Path, n_test: int = 24, seed: int = 1, size: str = "3x2", n_train: int = 0,
             n_valid: int = 0) -> Path:
     """A bqp set with the released spec's seed (so the committed baselines' weights match its structure)."""
-    from bilevelbench.certify import CertifierSettings
-    from bilevelbench.families.bqp import parse_size
-    from bilevelbench.generate import BQPRequest, generate_bqp
+    from bilevelbench.families.bqp.certifier import CertifierSettings
+    from bilevelbench.families.bqp.generate import BQPRequest, generate_bqp
+    from bilevelbench.families.bqp.problem import parse_size
 
     m, n = parse_size(size)
     request = BQPRequest(m=m, n=n, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed)
@@ -58,8 +58,8 @@ def bqp_set(folder: Path, n_test: int = 24, seed: int = 1, size: str = "3x2", n_
 
 
 def tank_set(folder: Path, n_test: int = 12) -> Path:
-    from bilevelbench.certify.miqp import MIQPCertifierSettings
-    from bilevelbench.generate_miqp import MIQPRequest, generate_miqp
+    from bilevelbench.families.mimpc.certify import MIQPCertifierSettings
+    from bilevelbench.families.mimpc.generate import MIQPRequest, generate_miqp
 
     request = MIQPRequest(family="mimpc-tank", n_train=0, n_valid=0, n_test=n_test, seed=11)
     # auto: Gurobi when installed (its free license takes the tank), else SCIP; the labels agree to 1e-6
@@ -67,7 +67,7 @@ def tank_set(folder: Path, n_test: int = 12) -> Path:
 
 
 def dcopf_set(folder: Path, case: str = "case57", n_test: int = 100) -> Path:
-    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+    from bilevelbench.families.dcopf.generate import DCOPFRequest, generate_dcopf
 
     return generate_dcopf(DCOPFRequest(case=case, n_test=n_test, seed=11), folder / f"dcopf-{case}.h5")
 

@@ -68,6 +68,11 @@ class Option:
         Whether generating without a value is an error.
     length : int, optional
         For a ``list``: the number of entries expected.
+    item : type
+        For a ``list``: the type of its entries (``float`` or ``str``).
+    run_setting : bool
+        A setting of the labelling run (solver backend, time limit) rather than of the data set: it may be
+        given on the command line beside a spec file, overriding the spec.
     """
 
     name: str
@@ -78,6 +83,8 @@ class Option:
     choices: tuple | None = None
     required: bool = False
     length: int | None = None
+    item: type = float
+    run_setting: bool = False
 
     @property
     def flag(self) -> str:
@@ -172,6 +179,8 @@ class Family:
     title: str = ""
     #: The family's documentation page (relative to the repository).
     docs: str = ""
+    #: Arguments of a small ``bilevelbench generate NAME ...`` run (shown in ``--help``), without ``--out``.
+    example: str = ""
     #: The name of a submission's decision (``y``, ``x``, ``pg``, ``design``).
     decision: str = "y"
     #: The name of a follower decision a submission may return beside it (never trusted), or None.
@@ -200,6 +209,8 @@ class Family:
     closed_loop: bool = False
     #: Extra splits the family may write besides train, valid and test (for example ``infeasible``).
     extra_splits: tuple[str, ...] = ()
+    #: What ``verify --oracle`` re-solves the labels with (empty: the family has no oracle).
+    oracle_method: str = ""
 
     # -- generation ---------------------------------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> Path:
@@ -255,12 +266,20 @@ class Family:
         """Lines of the evaluator's summary for a scored record (after the gap and feasibility lines)."""
         return []
 
+    def closed_loop_summary_lines(self, metrics: dict) -> list[str]:
+        """Lines of the evaluator's summary for a closed-loop record (families with :attr:`closed_loop`)."""
+        return []
+
     # -- closed loop (optional) ---------------------------------------------------------------------------
     def closed_loop_plan(self, ds: InstanceSet, steps: int, episodes: int | None):
         """``(plan, reference)`` of ``evaluate --closed-loop``; see :mod:`bilevelbench.evaluate.evaluator`."""
         from bilevelbench.errors import UsageError
 
         raise UsageError(f"--closed-loop applies to families with a closed-loop simulation; {self.name!r} has none")
+
+    def score_closed_loop(self, ds: InstanceSet, plan: dict, reference: dict, decisions: list, latencies: list):
+        """``(scored, headline)`` of re-simulated episodes (families with :attr:`closed_loop`)."""
+        raise NotImplementedError(f"family {self.name!r} has no closed-loop simulation")
 
     def run_episode(self, ds: InstanceSet, theta0, steps: int, policy, disturbances):
         """Simulate one closed-loop episode (families with :attr:`closed_loop`)."""
@@ -291,8 +310,8 @@ def check_options(family: Family, values: dict, where: str) -> dict:
         value = values.get(option.name, option.default)
         if value is None:
             if option.required:
-                raise UsageError(f"{where}: {family.name} needs {option.name} ({option.flag} {option.metavar or ''}"
-                                 f"): {option.help}")
+                raise UsageError(f"{where}: {option.flag} is required for {family.name} (spec key {option.name}: "
+                                 f"{option.help})")
             out[option.name] = None
             continue
         out[option.name] = coerce_option(option, value, where)
@@ -305,17 +324,26 @@ def coerce_option(option: Option, value, where: str):
 
     kind = option.type
     if kind is list:
+        what = "numbers" if option.item is float else "strings"
         if isinstance(value, str):
             try:
-                value = [float(v) for v in value.split(",")]
+                value = [option.item(v.strip()) for v in value.split(",")]
             except ValueError:
-                raise UsageError(f"{where}: {option.name} takes comma-separated numbers, got {value!r}") from None
-        if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise UsageError(f"{where}: {option.name} = {value!r}; expected a list of numbers")
+                raise UsageError(f"{where}: {option.name} takes comma-separated {what}, got {value!r}") from None
+        is_item = ((lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)) if option.item is float
+                   else (lambda v: isinstance(v, str)))
+        if not isinstance(value, (list, tuple)) or not all(is_item(v) for v in value):
+            raise UsageError(f"{where}: {option.name} = {value!r}; expected a list of {what}")
         if option.length is not None and len(value) != option.length:
-            raise UsageError(f"{where}: {option.name} = {list(value)!r}; expected {option.length} numbers")
-        value = [float(v) for v in value]
+            shape = f" ({option.flag} {option.metavar})" if option.metavar else ""
+            raise UsageError(f"{where}: {option.name} = {list(value)!r}; expected {option.length} {what}{shape}")
+        value = [option.item(v) for v in value]
+        if option.choices is not None:
+            bad = [v for v in value if v not in option.choices]
+            if bad:
+                raise UsageError(f"{where}: {option.name} holds {bad}; expected entries among "
+                                 f"{', '.join(map(str, option.choices))}")
+        return value
     elif kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{where}: {option.name} = {value!r}; expected a number")

@@ -88,6 +88,12 @@ def get_family(name: str) -> Family:
                              "(docs/families/adding-a-family.md): install the package that provides it")
 
 
+def broken_plugins() -> dict[str, str]:
+    """Entry points that failed to load, with the reason."""
+    _load()
+    return dict(_BROKEN)
+
+
 def register(family: Family) -> None:
     """Register ``family`` for this process without an entry point (notebooks, tests of a family in progress)."""
     if not isinstance(family, Family):

@@ -51,8 +51,23 @@ class InstanceSetData:
         return int(next(iter(self.params.values())).shape[0])
 
 
-JSON_ATTRS = ("certifier_settings", "package_versions", "sampling", "backend_versions", "spec", "paper_convention",
-              "miqp", "dcopf", "ccd")
+def _is_json_attr(value) -> bool:
+    """Root attributes holding a dict or list are stored as JSON text (and decoded on reading)."""
+    return isinstance(value, (dict, list))
+
+
+def _decode_attr(value):
+    """A stored attribute's value: JSON text of an object or array decoded, numpy scalars as Python values."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
@@ -101,7 +116,7 @@ def write_instance_set(path: Path | str, data: InstanceSetData, overwrite: bool 
     check_output_path(path, overwrite)
     with atomic_target(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         for key, value in data.attrs.items():
-            f.attrs[key] = json.dumps(value, sort_keys=True) if key in JSON_ATTRS else value
+            f.attrs[key] = json.dumps(value, sort_keys=True) if _is_json_attr(value) else value
         f.attrs["schema_version"] = SCHEMA_VERSION
         for group_name, content in (("structure", data.structure), ("params", data.params),
                                     ("labels", data.labels), ("splits", data.splits)):
@@ -166,15 +181,7 @@ def read_instance_set(path: Path | str) -> InstanceSetData:
             for group in ("structure", "params", "labels", "splits"):
                 if group not in f:
                     raise SchemaError(f"{str(path)!r} lacks the /{group} group required by schema {version}")
-            attrs = {}
-            for key, value in f.attrs.items():
-                if isinstance(value, bytes):
-                    value = value.decode()
-                if key in JSON_ATTRS:
-                    value = json.loads(value)
-                elif isinstance(value, np.generic):
-                    value = value.item()
-                attrs[key] = value
+            attrs = {key: _decode_attr(value) for key, value in f.attrs.items()}
             labels = _read_group(f["labels"])
             checks = _read_group(f["labels"]["checks"]) if "checks" in f["labels"] else {}
             data = InstanceSetData(attrs=attrs, structure=_read_group(f["structure"]),

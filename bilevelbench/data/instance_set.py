@@ -18,16 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bilevelbench.core.family import Family
+from bilevelbench.core.registry import get_family
 from bilevelbench.data.hdf5 import SPLITS, InstanceSetData, decode_strings, read_instance_set
-from bilevelbench.errors import MissingDataError, SchemaError, UsageError
-from bilevelbench.families.bqp import STRUCTURE_KEYS, BQPStructure
-from bilevelbench.families.dcopf import DCOPFStructure
-from bilevelbench.families.miqp import MIQPStructure
-
-#: Families this bilevelbench reads.
-FAMILIES = ("bqp", "mimpc-robot", "mimpc-tank", "dcopf", "ccd-twotank", "ccd-hvac")
-#: Splits in the order they are listed (``infeasible``: certified-infeasible draws of the mixed-integer families).
-ALL_SPLITS = (*SPLITS, "infeasible")
+from bilevelbench.errors import MissingDataError, SchemaError, UnknownFamilyError, UsageError
 
 STRING_LABELS = ("status", "reason", "backend")
 
@@ -53,7 +47,7 @@ class InstanceSet:
         self._indices = np.arange(data.n_instances) if indices is None else np.asarray(indices, dtype=np.int64)
         self.path = path
         self.split_name = split_name
-        self._structure: BQPStructure | MIQPStructure | DCOPFStructure | None = None
+        self._structure = None
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -79,9 +73,11 @@ class InstanceSet:
             path = _fetch_released(path.name) or path
         data = read_instance_set(path)
         ds = cls(data, path=path)
-        if data.attrs.get("family") not in FAMILIES:
-            raise SchemaError(f"{str(path)!r} holds family {data.attrs.get('family')!r}; "
-                              f"this bilevelbench reads: {', '.join(FAMILIES)}")
+        try:
+            ds.family_descriptor
+        except UnknownFamilyError as exc:
+            raise UnknownFamilyError(f"{str(path)!r} holds family {data.attrs.get('family')!r}, which this "
+                                     f"installation cannot read: {exc}") from None
         recorded = data.attrs["structure_hash"]
         try:
             actual = ds.structure.digest()
@@ -103,50 +99,38 @@ class InstanceSet:
         return str(self._data.attrs["family"])
 
     @property
-    def is_miqp(self) -> bool:
-        """Whether this is a mixed-integer family (decision ``x``, parameters ``theta``)."""
-        return self.family.startswith("mimpc")
+    def family_descriptor(self) -> Family:
+        """The family's descriptor from the registry (:mod:`bilevelbench.core.registry`).
 
-    @property
-    def is_dcopf(self) -> bool:
-        """Whether this is a DC-OPF set (decision ``pg``, parameters ``pd``)."""
-        return self.family == "dcopf"
-
-    @property
-    def is_ccd(self) -> bool:
-        """Whether this is a control co-design set (decision ``design``; best-known labels)."""
-        return self.family.startswith("ccd-")
+        Raises
+        ------
+        UnknownFamilyError
+            If no installed plugin provides the file's family.
+        """
+        return get_family(self.family)
 
     @property
     def decision_dims(self) -> tuple[int, int]:
-        """``(y_dim, z_dim)`` of a submission's answer: ``(m, n)`` for bqp (leader ``y``, follower ``z``),
-        ``(n, 0)`` for the mixed-integer families (all of ``x``), ``(n_gen, 0)`` for dcopf (``pg``)."""
-        s = self.structure
-        if self.is_dcopf:
-            return s.n_gen, 0
-        if self.is_ccd:
-            return s.design_dim, 0
-        return (s.n, 0) if self.is_miqp else (s.m, s.n)
+        """``(y_dim, z_dim)`` of a submission's answer: the width of the family's decision (bqp's leader ``y``,
+        the mixed-integer families' ``x``, dcopf's ``pg``, ...) and of its optional follower decision (0 if none)."""
+        return self.family_descriptor.decision_dims(self.structure)
 
     @property
-    def structure(self) -> BQPStructure | MIQPStructure | DCOPFStructure:
-        """The problem structure shared by every instance."""
+    def structure(self):
+        """The problem structure shared by every instance (built by the family, ``Family.structure``)."""
         if self._structure is None:
-            if self.is_ccd:
-                from bilevelbench.generate_ccd import structure_from_arrays as ccd_structure
-
-                self._structure = ccd_structure(self.family, self._data.structure)
-            elif self.is_dcopf:
-                from bilevelbench.families.dcopf import structure_from_arrays
-
-                case = (self._data.attrs.get("dcopf") or {}).get("case", "")
-                self._structure = structure_from_arrays(self._data.structure, case)
-            elif self.is_miqp:
-                self._structure = _miqp_structure(self._data)
-            else:
-                arrays = {key: self._data.structure[key] for key in STRUCTURE_KEYS}
-                self._structure = BQPStructure(**arrays)
+            self._structure = self.family_descriptor.structure(self._data)
         return self._structure
+
+    @property
+    def data(self) -> InstanceSetData:
+        """The whole file's content (every instance, whatever this view holds)."""
+        return self._data
+
+    @property
+    def file_params(self) -> dict[str, np.ndarray]:
+        """Parameter arrays of every instance of the file (positions as in the file)."""
+        return dict(self._data.params)
 
     @property
     def closed_loop(self) -> dict[str, np.ndarray]:
@@ -155,7 +139,8 @@ class InstanceSet:
 
     @property
     def split_names(self) -> list[str]:
-        return [name for name in ALL_SPLITS if name in self._data.splits]
+        extra = sorted(name for name in self._data.splits if name not in SPLITS)
+        return [name for name in (*SPLITS, *extra) if name in self._data.splits]
 
     @property
     def indices(self) -> np.ndarray:
@@ -231,9 +216,7 @@ class InstanceSet:
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         if label_fields is None:
-            label_fields = (("x", "objective") if self.is_miqp else ("pg", "objective") if self.is_dcopf
-                            else ("design", "objective") if self.is_ccd
-                            else ("y", "z", "objective"))
+            label_fields = self.family_descriptor.label_fields
         missing = [f for f in label_fields if f not in self._data.labels]
         if missing:
             raise UsageError(f"unknown label field(s) {missing}; available: {sorted(self._data.labels)}")
@@ -244,11 +227,13 @@ class InstanceSet:
             batch["index"] = idx
             yield batch
 
-    def to_torch(self, label_fields: tuple[str, ...] = ("y", "z", "objective")):
-        """A ``torch.utils.data.Dataset`` over this view (requires torch)."""
+    def to_torch(self, label_fields: tuple[str, ...] | None = None):
+        """A ``torch.utils.data.Dataset`` over this view (requires torch); by default with the family's label
+        fields (``Family.label_fields``)."""
         from bilevelbench.data.torch_dataset import TorchInstanceDataset
 
-        return TorchInstanceDataset(self, label_fields)
+        return TorchInstanceDataset(self, self.family_descriptor.label_fields if label_fields is None
+                                    else label_fields)
 
     def __repr__(self) -> str:
         where = f" {self.split_name!r}" if self.split_name else ""
@@ -267,16 +252,3 @@ def _fetch_released(name: str) -> Path | None:
     except MissingDataError:
         return None
     return fetch(entry.name, registry=registry)
-
-
-def _miqp_structure(data: InstanceSetData) -> MIQPStructure:
-    from bilevelbench.families.miqp import STRUCTURE_KEYS as MIQP_KEYS
-
-    meta = data.attrs.get("miqp")
-    if not isinstance(meta, dict):
-        raise SchemaError("a mixed-integer instance set needs the root attribute 'miqp' (class and decision names)")
-    arrays = {key: data.structure[key] for key in MIQP_KEYS}
-    arrays["c0"] = float(np.asarray(arrays["c0"]).reshape(()))
-    extra = {key: np.asarray(value, dtype=float) for key, value in meta.get("extra", {}).items()}
-    return MIQPStructure(**arrays, class_names=tuple(meta["class_names"]),
-                         decision_names=tuple(meta.get("decision_names", ())), extra=extra)

@@ -153,7 +153,7 @@ def save_missing(store: ShardStore, func, tasks: list, *, total: int, pending: i
 
 
 def shard_name(split: str, chunk: int) -> str:
-    """The file stem of a split's ``chunk``-th shard (the dcopf and ccd generators)."""
+    """The file stem of a split's ``chunk``-th shard."""
     return f"{split}-{chunk:05d}"
 
 

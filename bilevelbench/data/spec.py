@@ -4,40 +4,39 @@ Example (``datasets/bqp-9x6.toml``)::
 
     name = "bqp-9x6"
     family = "bqp"
-    size = "9x6"                # bqp only
     seed = 1
     n_train = 10000
     n_valid = 200
     n_test = 1000
-    label_train = false
     description = "..."
+    schema_version = 1
+    size = "9x6"                # the family's options (bilevelbench generate bqp --help)
+    label_train = false
+    backend = "scip"
 
-``bilevelbench generate datasets/bqp-9x6.toml --out bqp-9x6.h5`` writes the file;
-the name is stored in the file so results records carry it.
+The keys :data:`REQUIRED` and :data:`COMMON` are the same for every family; every other key must be one of the
+family's options (``Family.options``: the same names, types and defaults as its ``generate`` flags).
+``bilevelbench generate datasets/bqp-9x6.toml --out bqp-9x6.h5`` writes the file; the name is stored in the file
+so results records carry it.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bilevelbench.errors import MissingDataError, SchemaError
+from bilevelbench.errors import MissingDataError, SchemaError, UsageError
 
 REQUIRED = ("name", "family", "seed", "n_train", "n_valid", "n_test")
-OPTIONAL = ("size", "label_train", "upper_constraints", "lower_constraints", "lower_ridge", "description",
-            "closed_loop_episodes", "closed_loop_steps", "time_limit", "case", "load_scale", "load_noise", "penalty",
-            "schema_version", "backend", "label_splits")
-TYPES = {"name": str, "family": str, "size": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
-         "label_train": bool, "upper_constraints": int, "lower_constraints": int, "lower_ridge": float,
-         "description": str, "closed_loop_episodes": int, "closed_loop_steps": int, "time_limit": float,
-         "case": str, "load_scale": list, "load_noise": float, "penalty": float, "schema_version": int,
-         "backend": str, "label_splits": list}
+COMMON = ("description", "schema_version")
+TYPES = {"name": str, "family": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
+         "description": str, "schema_version": int}
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A parsed dataset spec."""
+    """A parsed dataset spec: the common keys, and the family's options (defaults filled in) in ``options``."""
 
     name: str
     family: str
@@ -45,25 +44,19 @@ class DatasetSpec:
     n_train: int
     n_valid: int
     n_test: int
-    size: str | None = None
-    label_train: bool = True
-    upper_constraints: int | None = None
-    lower_constraints: int | None = None
-    lower_ridge: float = 0.1
     description: str = ""
-    closed_loop_episodes: int = 0
-    closed_loop_steps: int = 0
-    time_limit: float | None = None
-    case: str | None = None
-    load_scale: list | None = None
-    load_noise: float | None = None
-    penalty: float | None = None
     #: The HDF5 schema the released file uses (a newer bilevelbench may write a newer one: it then refuses).
     schema_version: int | None = None
-    #: Exact solver of the labels (bqp: scip or gurobi; mimpc: auto, scip or gurobi; dcopf: highs).
-    backend: str | None = None
-    #: Splits that get labels (the control co-design families: best-known labels are costly; default test).
-    label_splits: list | None = None
+    #: The family's options (``Family.options``), every one present.
+    options: dict = field(default_factory=dict)
+    #: The options the file itself sets (the others are the family's defaults).
+    given: tuple[str, ...] = ()
+
+
+def _type_ok(value, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
 
 
 def load_spec(path: Path | str) -> DatasetSpec:
@@ -74,8 +67,13 @@ def load_spec(path: Path | str) -> DatasetSpec:
     MissingDataError
         If the file does not exist.
     SchemaError
-        If it is not TOML, misses a key, has an unknown key or a value of the wrong type.
+        If it is not TOML, misses a key, names a family no installed plugin provides, has a key that is neither
+        common nor one of the family's options, or a value of the wrong type.
     """
+    from bilevelbench.core.family import check_options
+    from bilevelbench.core.registry import get_family
+    from bilevelbench.data.hdf5 import SCHEMA_VERSION
+
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"dataset spec {str(path)!r} does not exist")
@@ -84,32 +82,24 @@ def load_spec(path: Path | str) -> DatasetSpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SchemaError(f"{str(path)!r} is not valid TOML ({exc})") from None
     missing = [k for k in REQUIRED if k not in data]
-    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
-    if missing or unknown:
-        raise SchemaError(f"{str(path)!r}: missing keys {missing}, unknown keys {unknown}; expected "
-                          f"{', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)}")
-    for key, value in data.items():
-        expected = TYPES[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else (
-            isinstance(value, expected) and (expected is bool or not isinstance(value, bool)))
-        if not ok:
-            raise SchemaError(f"{str(path)!r}: {key} = {value!r}; expected {expected.__name__}")
-    if data["family"] == "bqp" and "size" not in data:
-        raise SchemaError(f"{str(path)!r}: a bqp spec needs size = \"MxN\"")
-    if data["family"] == "dcopf" and "case" not in data:
-        raise SchemaError(f"{str(path)!r}: a dcopf spec needs case = \"pglib_opf_case118_ieee\" (a shipped name or a path)")
-    from bilevelbench.data.hdf5 import SCHEMA_VERSION
-
+    if missing:
+        raise SchemaError(f"{str(path)!r}: missing keys {missing}; every spec needs {', '.join(REQUIRED)}")
+    for key in (*REQUIRED, *COMMON):
+        if key in data and not _type_ok(data[key], TYPES[key]):
+            raise SchemaError(f"{str(path)!r}: {key} = {data[key]!r}; expected {TYPES[key].__name__}")
+    family = get_family(data["family"])
+    option_keys = {o.name for o in family.options}
+    unknown = sorted(set(data) - set(REQUIRED) - set(COMMON) - option_keys)
+    if unknown:
+        raise SchemaError(f"{str(path)!r}: unknown keys {unknown}; expected {', '.join(REQUIRED)}, optionally "
+                          f"{', '.join(COMMON)}, and options of {family.name}: {', '.join(sorted(option_keys))}")
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise SchemaError(f"{str(path)!r}: schema_version = {data['schema_version']}; this bilevelbench writes schema "
                           f"{SCHEMA_VERSION} (regenerate with the bilevelbench version the spec was written for)")
-    allowed = {"bqp": ("scip", "gurobi"), "dcopf": ("highs",), "ccd-twotank": ("search",),
-               "ccd-hvac": ("search",)}.get(data["family"], ("auto", "scip", "gurobi"))
-    if "backend" in data and data["backend"] not in allowed:
-        raise SchemaError(f"{str(path)!r}: backend = {data['backend']!r}; expected one of {', '.join(allowed)} "
-                          f"for {data['family']}")
-    scale = data.get("load_scale")
-    if scale is not None and (len(scale) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                          for v in scale)):
-        raise SchemaError(f"{str(path)!r}: load_scale = {scale!r}; expected two numbers [LO, HI]")
-    return DatasetSpec(**data)
+    given = {k: v for k, v in data.items() if k in option_keys}
+    try:
+        options = check_options(family, given, f"spec {str(path)!r}")
+    except UsageError as exc:
+        raise SchemaError(str(exc)) from None
+    common = {k: data[k] for k in (*REQUIRED, *COMMON) if k in data}
+    return DatasetSpec(**common, options=options, given=tuple(sorted(given)))

@@ -1,7 +1,7 @@
 """The evaluator: score a predictions file, or run a solver under the timing protocol and score it.
 
-Both paths end in the same :func:`bilevelbench.evaluate.scoring.score_bqp`, so
-a predictions file and a live run are scored identically.
+Both paths end in the same :func:`score_split`, which hands the answers to the family's scorer
+(``Family.score``), so a predictions file and a live run are scored identically, for every family.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bilevelbench.core.family import Answers
 from bilevelbench.data.hdf5 import BACKEND_DTYPE, STATUS_DTYPE, as_fixed_ascii, read_instance_set, write_instance_set
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import SubmissionError, UsageError
@@ -24,9 +25,7 @@ from bilevelbench.evaluate.predictions import PredictionSet, read_predictions
 from bilevelbench.evaluate.provenance import file_sha256, provenance
 from bilevelbench.evaluate.records import build_record
 from bilevelbench.evaluate.sandbox import Limits, SandboxRun, WorkerConfig, run_in_sandbox
-from bilevelbench.evaluate.scoring import SplitScore, score_bqp
-from bilevelbench.evaluate.scoring_dcopf import score_dcopf
-from bilevelbench.evaluate.scoring_miqp import score_miqp
+from bilevelbench.evaluate.scoring import SplitScore
 from bilevelbench.solvers import check_spec_form
 
 log = logging.getLogger(__name__)
@@ -71,13 +70,6 @@ def dataset_block(ds: InstanceSet, path: Path, split: str, n_instances: int, sha
             "seed": meta.get("seed")}
 
 
-def paper_offset(ds: InstanceSet) -> float | None:
-    convention = ds.meta.get("paper_convention")
-    if isinstance(convention, dict) and isinstance(convention.get("gap_offset"), (int, float)):
-        return float(convention["gap_offset"])
-    return None
-
-
 def align(pred: PredictionSet, n: int, m: int, nz: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Rows of ``pred`` placed at their instance positions (NaN and ``answered = False`` elsewhere)."""
     y = np.full((n, m), np.nan)
@@ -99,15 +91,8 @@ def score_split(ds: InstanceSet, params: dict, labels: dict, y: np.ndarray, answ
                 reasons: dict[int, str], z: np.ndarray | None = None,
                 progress: Progress | None = None) -> SplitScore:
     """Score one split with its family's scorer (one entry point for files and live runs)."""
-    if ds.is_miqp:
-        return score_miqp(ds.structure, params, labels, y, answered, reasons, paper_offset(ds), progress)
-    if ds.is_dcopf:
-        return score_dcopf(ds.structure, params, labels, y, answered, reasons, progress)
-    if ds.is_ccd:
-        from bilevelbench.evaluate.scoring_ccd import score_ccd
-
-        return score_ccd(ds.family, ds.structure, params, labels, y, answered, reasons, progress)
-    return score_bqp(ds.structure, params, labels, y, answered, reasons, z, paper_offset(ds), progress)
+    answers = Answers(params=params, labels=labels, y=y, answered=answered, reasons=reasons, z=z)
+    return ds.family_descriptor.score(ds, answers, progress)
 
 
 def _protocol_common() -> dict:
@@ -160,7 +145,7 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
               "scoring_throughput_per_s": n / scoring_s if scoring_s > 0 else None}
     return build_record(mode="score", dataset=dataset_block(ds, dataset, probe_split, n, sha), solver=solver,
                         score=score, protocol=_protocol_common(), provenance=provenance(command), timing=timing,
-                        extra_metrics=extra)
+                        extra_metrics=extra, family=ds.family_descriptor)
 
 
 def redacted_copy(source: Path, split: str, target: Path) -> None:
@@ -337,7 +322,8 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     if skip is not None:
         return build_record(mode="evaluate", dataset=data_block, solver=solver_block, score=None, protocol=proto,
                             provenance=provenance(command),
-                            status=("skipped", f"solver declined: {skip.get('reason', '')}"))
+                            status=("skipped", f"solver declined: {skip.get('reason', '')}"),
+                            family=ds.family_descriptor)
     start = time.perf_counter()
     score: SplitScore = score_split(ds, params, labels, result.y, result.answered, result.reasons, result.z)
     scoring_s = time.perf_counter() - start
@@ -370,7 +356,8 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
                                                               f"{event['error']}"})
     record = build_record(mode="evaluate", dataset=data_block, solver=solver_block, score=score, protocol=proto,
                           provenance=provenance(command), timing=timing, extra_metrics=extra,
-                          per_instance_extra={"latency_ms": result.latency_ms}, run_failures=run_failures)
+                          per_instance_extra={"latency_ms": result.latency_ms}, run_failures=run_failures,
+                          family=ds.family_descriptor)
     if not np.any(score.scored) and stop:
         record["status_reason"] = stop
     return record
@@ -378,7 +365,7 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
 
 # -- closed loop ----------------------------------------------------------------------------------
 def closed_loop_plan(ds: InstanceSet, steps: int, episodes: int | None = None) -> tuple[dict, dict]:
-    """The episodes to run (start ``theta`` and disturbance sequence each) and the stored references.
+    """The episodes ``evaluate --closed-loop`` runs and the stored references (``Family.closed_loop_plan``).
 
     Raises
     ------
@@ -386,94 +373,7 @@ def closed_loop_plan(ds: InstanceSet, steps: int, episodes: int | None = None) -
         If the family has no closed loop, the file stores no reference episodes, or ``steps`` exceeds
         the stored episodes' length.
     """
-    from bilevelbench.closed_loop import episode_disturbances
-
-    if not ds.is_miqp:
-        raise UsageError(f"--closed-loop applies to the mixed-integer MPC families, not {ds.family!r}")
-    ref = ds.closed_loop
-    if not ref:
-        raise UsageError(f"{str(ds.path)!r} stores no closed-loop reference episodes; regenerate it with "
-                         "--closed-loop-episodes E --closed-loop-steps T")
-    stored = int(ref["stage_cost"].shape[1])
-    if not 1 <= steps <= stored:
-        raise UsageError(f"--closed-loop {steps}: expected 1..{stored} steps (the stored reference episodes "
-                         f"have {stored}; regenerate with --closed-loop-steps for longer ones)")
-    count = len(ref["start_index"]) if episodes is None else min(episodes, len(ref["start_index"]))
-    s = ds.structure
-    theta_all = ds._data.params["theta"]
-    H = int(s.extra["horizon"])
-    seed = int(ds.meta["seed"])
-    plan = []
-    for e in range(count):
-        pos = int(ref["start_index"][e])
-        dist = episode_disturbances(ds.family, s, theta_all[pos], stored, seed, pos)
-        plan.append({"theta0": theta_all[pos].tolist(), "disturbances": dist[: steps + H].tolist(),
-                     "index": pos})
-    return {"steps": steps, "episodes": plan}, {key: value[:count] for key, value in ref.items()}
-
-
-def score_closed_loop(ds: InstanceSet, plan: dict, reference: dict, decisions: list[list], latencies: list[list]
-                      ) -> tuple[dict, dict]:
-    """Re-simulate every episode from the submitted decisions and compare with the exact MPC's episodes.
-
-    Returns per-episode arrays and the headline metrics (see ``docs/metrics.md``, closed loop).
-    """
-    from bilevelbench.closed_loop import STEP_FLAGS, run_episode
-
-    s = ds.structure
-    steps = int(plan["steps"])
-    E = len(plan["episodes"])
-    per = {"cost": np.full(E, np.nan), "reference_cost": np.full(E, np.nan), "cost_ratio": np.full(E, np.nan),
-           "completed": np.zeros(E, bool), "steps_taken": np.zeros(E, np.int64),
-           **{f"{flag}_steps": np.zeros(E, np.int64) for flag in STEP_FLAGS}}
-    reasons = []
-    for e, episode in enumerate(plan["episodes"]):
-        queue = list(decisions[e]) if e < len(decisions) else []
-
-        def replay(theta, queue=queue):
-            return queue.pop(0) if queue else None
-
-        result = run_episode(ds.family, s, np.asarray(episode["theta0"]), steps, replay,
-                             np.asarray(episode["disturbances"]).reshape(-1, 2))
-        per["steps_taken"][e] = len(result.stage_cost)
-        per["completed"][e] = result.completed
-        for flag in STEP_FLAGS:
-            per[f"{flag}_steps"][e] = int(result.flags[flag].sum())
-        ref_ok = bool(reference["completed"][e]) or int(reference["steps_taken"][e]) >= steps
-        if ref_ok:
-            per["reference_cost"][e] = float(np.sum(reference["stage_cost"][e, :steps]))
-        if result.completed:
-            per["cost"][e] = float(result.stage_cost.sum())
-            if ref_ok:
-                per["cost_ratio"][e] = per["cost"][e] / max(per["reference_cost"][e], metrics.GAP_FLOOR)
-        else:
-            reasons.append({"instance": e, "reason": f"episode stopped: {result.reason}"})
-    lat = np.array([x for row in latencies for x in row], float) * 1e3
-    violated = np.zeros(E, bool)
-    for flag in STEP_FLAGS:
-        violated |= per[f"{flag}_steps"] > 0
-    clean = per["completed"] & ~violated
-    ratio = per["cost_ratio"]
-    agg = metrics.aggregate(ratio - 1.0)
-    lat_agg = metrics.aggregate(lat)
-    head = {
-        # The leaderboard's common columns: the gap is the relative excess closed-loop cost over the exact MPC,
-        # "feasible" an episode that completed every step without violating anything.
-        "gap_mean": agg["mean"], "gap_median": agg["median"], "gap_max": agg["max"],
-        "feasible_rate": float(np.mean(clean)) if E else None, "coupling_violation_mean": None,
-        "cost_ratio_mean": metrics.aggregate(ratio)["mean"], "cost_ratio_median": metrics.aggregate(ratio)["median"],
-        "episodes": E, "steps": steps, "completed_rate": float(np.mean(per["completed"])) if E else None,
-        "violation_free_rate": float(np.mean(clean)) if E else None,
-        "latency_ms_median": lat_agg["median"], "latency_ms_p95": lat_agg["p95"],
-        "reference_episodes_complete": int(np.sum(np.isfinite(per["reference_cost"]))),
-    }
-    for flag in STEP_FLAGS:
-        head[f"{flag}_steps_per_episode"] = float(np.mean(per[f"{flag}_steps"])) if E else None
-        head[f"{flag}_episode_rate"] = float(np.mean(per[f"{flag}_steps"] > 0)) if E else None
-    per["gap"] = ratio - 1.0
-    per["latency_ms_median"] = np.array([np.median(row) * 1e3 if row else np.nan for row in latencies]
-                                        + [np.nan] * (E - len(latencies)))[:E]
-    return {"per": per, "failures": reasons}, head
+    return ds.family_descriptor.closed_loop_plan(ds, steps, episodes)
 
 
 def evaluate_closed_loop(dataset: Path | str, solver: str, steps: int, episodes: int | None = None,
@@ -492,7 +392,8 @@ def evaluate_closed_loop(dataset: Path | str, solver: str, steps: int, episodes:
     dataset = Path(dataset)
     ds = InstanceSet.open(dataset)
     sha = file_sha256(dataset)
-    plan, reference = closed_loop_plan(ds, steps, episodes)
+    family = ds.family_descriptor
+    plan, reference = family.closed_loop_plan(ds, steps, episodes)
     dy, dz = decision_dims(ds)
     name = str(ds.meta.get("name") or dataset.stem)
     E = len(plan["episodes"])
@@ -522,7 +423,7 @@ def evaluate_closed_loop(dataset: Path | str, solver: str, steps: int, episodes:
             decisions[e].append(None)
     # A None in the middle ends the replay there, exactly where the child's episode ended.
     decisions = [row[: next((i for i, x in enumerate(row) if x is None), len(row))] for row in decisions]
-    scored, head = score_closed_loop(ds, plan, reference, decisions, latencies)
+    scored, head = family.score_closed_loop(ds, plan, reference, decisions, latencies)
     loaded = run.first("identity") or run.first("loaded") or {}
     solver_block = {**{key: str(loaded.get(key, ""))[:200] for key in ("name", "version", "description")},
                     "spec": solver, "latency_verified": True}

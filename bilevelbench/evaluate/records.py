@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bilevelbench.atomic import atomic_target
+from bilevelbench.core.family import Family
 from bilevelbench.errors import OutputExistsError
 from bilevelbench.evaluate import metrics
 from bilevelbench.evaluate.scoring import SplitScore
@@ -33,8 +34,9 @@ def json_safe(value):
     return value
 
 
-def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
-    """Headline metrics of a scored split (see ``docs/results.md``)."""
+def metrics_block(score: SplitScore, aggregates: dict[str, dict], family: Family | None = None) -> dict:
+    """Headline metrics of a scored split (see ``docs/results.md``): the common ones, then the family's own
+    (``Family.headline_metrics``, which may also set common ones it defines differently)."""
     n = score.n
     agg = aggregates
     none = {"mean": None, "max": None}
@@ -56,69 +58,9 @@ def metrics_block(score: SplitScore, aggregates: dict[str, dict]) -> dict:
     if score.z_submitted:
         out["z_distance_mean"] = agg["z_distance"]["mean"]
         out["follower_regret_mean"] = agg["follower_regret"]["mean"]
-    if "integer_violated" in score.values:
-        out.update(mixed_integer_block(score, agg))
-    if "balance_violated" in score.values:
-        out.update(power_flow_block(agg))
-    if "design_violated" in score.values:
-        out.update(co_design_block(score, agg))
+    if family is not None:
+        out.update(family.headline_metrics(score, agg))
     return out
-
-
-def co_design_block(score: SplitScore, agg: dict[str, dict]) -> dict:
-    """Headline metrics of the control co-design families (``docs/ccd.md``): cost and coupling violation
-    reported separately, the penalised objective, and its gap to the best-known labels (``objective_gap``:
-    ``(mean f - mean f_ref) / mean f_ref`` over the scored instances that have a reference)."""
-    f, ref = score.values["objective"], score.values["reference_objective"]
-    both = np.isfinite(f) & np.isfinite(ref)
-    gap = float((f[both].mean() - ref[both].mean()) / ref[both].mean()) if both.any() and ref[both].mean() else None
-    return {
-        "objective_gap": gap,
-        "reference_objective_mean": float(ref[both].mean()) if both.any() else None,
-        "cost_mean": agg["cost"]["mean"],
-        "violation_mean": agg["violation"]["mean"],
-        "violation_max": agg["violation"]["max"],
-        "objective_mean": agg["objective"]["mean"],
-        "design_violation_rate": agg["design_violated"]["mean"],
-        "follower_stationarity_max": agg["follower_stationarity"]["max"],
-        "coupling_violation_mean": agg["violation"]["mean"], "upper_violation_mean": agg["design_violation"]["mean"],
-        "lower_violation_mean": None,
-    }
-
-
-def power_flow_block(agg: dict[str, dict]) -> dict:
-    """Headline metrics of ``dcopf`` (``docs/metrics.md``): hard-constraint violation rates and sizes, and the
-    thermal (soft) violation in MW and in $."""
-    return {
-        "balance_violation_rate": agg["balance_violated"]["mean"],
-        "balance_violation_mean": agg["balance_violation"]["mean"],
-        "balance_violation_max": agg["balance_violation"]["max"],
-        "generator_violation_rate": agg["generator_violated"]["mean"],
-        "generator_violation_mean": agg["generator_violation"]["mean"],
-        "generator_violation_max": agg["generator_violation"]["max"],
-        "thermal_violation_mw_mean": agg["thermal_violation_mw"]["mean"],
-        "thermal_violation_mw_max": agg["thermal_violation_max"]["max"],
-        "thermal_violation_cost_mean": agg["thermal_violation_cost"]["mean"],
-        "coupling_violation_mean": None, "upper_violation_mean": None, "lower_violation_mean": None,
-    }
-
-
-def mixed_integer_block(score: SplitScore, agg: dict[str, dict]) -> dict:
-    """Headline metrics of a mixed-integer family (``docs/metrics.md``): the paper's violation rates and
-    gaps over all scored instances and over the feasible ones."""
-    gap = score.values["gap"]
-    feasible_gap = gap[score.feasible & np.isfinite(gap)]
-    return {
-        "integer_violation_rate": agg["integer_violated"]["mean"],
-        "continuous_violation_rate": agg["continuous_violated"]["mean"],
-        "integrality_violation_mean": agg["integrality"]["mean"],
-        "integer_violation_mean": agg["integer_violation_max"]["mean"],
-        "continuous_violation_mean": agg["continuous_violation_max"]["mean"],
-        "coupling_violation_mean": None,
-        "upper_violation_mean": None, "lower_violation_mean": None,
-        "gap_mean_feasible": float(np.mean(feasible_gap)) if feasible_gap.size else None,
-        "gap_median_feasible": float(np.median(feasible_gap)) if feasible_gap.size else None,
-    }
 
 
 def run_status(score: SplitScore) -> tuple[str, str | None]:
@@ -134,12 +76,12 @@ def run_status(score: SplitScore) -> tuple[str, str | None]:
 def build_record(*, mode: str, dataset: dict, solver: dict, score: SplitScore | None, protocol: dict,
                  provenance: dict, timing: dict | None = None, extra_metrics: dict | None = None,
                  per_instance_extra: dict | None = None, run_failures: list[dict] | None = None,
-                 status: tuple[str, str | None] | None = None) -> dict:
-    """Assemble a results record (strict-JSON-safe)."""
+                 status: tuple[str, str | None] | None = None, family: Family | None = None) -> dict:
+    """Assemble a results record (strict-JSON-safe); ``family`` adds its headline metrics."""
     failures = list(run_failures or [])
     if score is not None:
         aggregates = {key: metrics.aggregate(v) for key, v in score.values.items()}
-        block = metrics_block(score, aggregates)
+        block = metrics_block(score, aggregates, family)
         per_instance = {"instance": list(range(score.n)), **score.values,
                         "feasible": score.feasible.tolist()}
         failures += score.failures

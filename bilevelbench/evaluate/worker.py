@@ -150,11 +150,11 @@ def run(config: dict) -> int:
 
 def _closed_loop(journal: Journal, solver, ds, plan: dict, y_dim: int, z_dim: int) -> int:
     """Run the policy in receding horizon from each planned start; journal every step's decision and time."""
-    from bilevelbench.closed_loop import run_episode
     from bilevelbench.errors import BilevelBenchError
     from bilevelbench.solvers import coerce_prediction
 
-    s = ds.structure
+    family = ds.family_descriptor
+    param = family.param_fields[0]
     steps = int(plan["steps"])
     for e, episode in enumerate(plan["episodes"]):
         theta0 = np.asarray(episode["theta0"], float)
@@ -164,8 +164,8 @@ def _closed_loop(journal: Journal, solver, ds, plan: dict, y_dim: int, z_dim: in
         def policy(theta: np.ndarray, e=e, step=step):
             t = step["t"]
             step["t"] += 1
-            params = {"theta": np.ascontiguousarray(theta.reshape(1, -1))}
-            params["theta"].setflags(write=False)
+            params = {param: np.ascontiguousarray(theta.reshape(1, -1))}
+            params[param].setflags(write=False)
             t0 = time.perf_counter()
             try:
                 out = solver.solve(params)
@@ -182,7 +182,7 @@ def _closed_loop(journal: Journal, solver, ds, plan: dict, y_dim: int, z_dim: in
             journal.emit("cl_step", episode=e, t=t, latency_s=elapsed, x=x[0].tolist())
             return x[0]
 
-        result = run_episode(ds.family, s, theta0, steps, policy, dist)
+        result = family.run_episode(ds, theta0, steps, policy, dist)
         journal.emit("cl_episode", episode=e, completed=result.completed, reason=result.reason)
     journal.emit("done")
     return 0

@@ -57,13 +57,25 @@ def group_key(record: Record) -> tuple[str, str, str]:
     return (record.dataset.name, record.dataset.sha256, record.dataset.split)
 
 
+def rank_metric(family: str) -> str:
+    """The metric ranked on after the feasible rate: the family's ``rank_metric`` (``gap_mean`` when the family's
+    plugin is not installed)."""
+    from bilevelbench.core.registry import get_family
+    from bilevelbench.errors import UnknownFamilyError
+
+    try:
+        return get_family(family).rank_metric
+    except UnknownFamilyError:
+        return "gap_mean"
+
+
 def rank_key(record: Record) -> tuple:
     """The sort key of the ranking rule; equal keys share a rank."""
     m = record.metrics
-    rate, gap, latency = m["feasible_rate"], m["gap_mean"], m["latency_ms_median"]
-    if record.dataset.family.startswith("ccd-"):
-        # best-known references can be beaten: rank by the signed gap (equivalently the mean penalised objective)
-        gap = m.get("objective_gap")
+    rate, latency = m["feasible_rate"], m["latency_ms_median"]
+    # the family's rank metric (``Family.rank_metric``): the mean gap, or where best-known references can be
+    # beaten a signed measure such as the objective gap
+    gap = m.get(rank_metric(record.dataset.family))
     if latency is None:
         latency_key = (2, 0.0)
     else:

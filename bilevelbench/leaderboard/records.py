@@ -29,15 +29,10 @@ MODES = ("evaluate", "score", "closed_loop")
 
 #: Metrics that every record carries (their value may be ``null``).
 REQUIRED_METRICS = ("gap_mean", "gap_max", "feasible_rate", "coupling_violation_mean")
-#: Metrics that only some modes carry; a missing one reads as ``null``.
+#: Metrics that only some modes carry; a missing one reads as ``null``. Any other metric whose value is a number
+#: or null is kept too (the families' own headline metrics, ``Family.headline_metrics``, shown by their columns).
 OPTIONAL_METRICS = ("latency_ms_median", "latency_ms_p95", "throughput_per_s", "speedup_vs_exact",
-                    # mixed-integer families (one-shot and closed loop)
-                    "integer_violation_rate", "continuous_violation_rate", "cost_ratio_mean", "completed_rate",
-                    "collision_episode_rate", "safety_violation_episode_rate",
-                    # dcopf
-                    "balance_violation_rate", "generator_violation_rate", "thermal_violation_cost_mean",
-                    # control co-design
-                    "objective_gap", "objective_mean", "cost_mean", "violation_mean", "signed_gap_mean")
+                    "signed_gap_mean")
 #: Per-instance arrays the distribution plot uses.
 PER_INSTANCE_KEYS = ("gap", "coupling_violation_l2")
 
@@ -236,6 +231,9 @@ def parse_record(data: dict[str, Any], path: Path) -> Record:
         value = v.get(me, key, "a number or null", _is_opt_number, where="metrics",
                       optional=key in OPTIONAL_METRICS)
         metrics[key] = None if value is None else float(value)
+    for key, value in me.items():
+        if key not in metrics and _is_opt_number(value):
+            metrics[str(key)] = None if value is None else float(value)
     rate = metrics["feasible_rate"]
     if rate is not None and not 0.0 <= rate <= 1.0:
         raise SchemaError(f"{path}: expected metrics.feasible_rate between 0 and 1; received {rate!r}")
@@ -244,8 +242,8 @@ def parse_record(data: dict[str, Any], path: Path) -> Record:
     per_instance: dict[str, tuple[float | None, ...]] = {}
     needs_arrays = status in ("complete", "partial")
     for key in PER_INSTANCE_KEYS:
-        # coupling violations exist for the bilevel family only
-        required = needs_arrays and (key == "gap" or dataset.family == "bqp")
+        # every family reports per-instance gaps; coupling violations exist only where the family has a follower
+        required = needs_arrays and key == "gap"
         values = v.get(pi, key, f"a list of {dataset.n_instances} numbers or nulls", _is_opt_number_list,
                        where="per_instance", optional=not required)
         values = [] if values is None else values

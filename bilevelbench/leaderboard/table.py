@@ -9,6 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from bilevelbench.core.family import Column
 from bilevelbench.leaderboard.ranking import DatasetGroup, RankedEntry, front_eligible
 from bilevelbench.leaderboard.records import Record
 
@@ -23,14 +24,6 @@ MAX_FAILURES_SHOWN = 3
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
-
-@dataclass(frozen=True)
-class Column:
-    """One table column: its header, and whether it sorts as a number or as text."""
-
-    key: str
-    header: str
-    numeric: bool
 
 
 @dataclass(frozen=True)
@@ -60,30 +53,18 @@ COLUMNS = (
 )
 
 
-#: The columns that replace ``coupling violation mean`` for each family (what "violation" means there).
-FAMILY_COLUMNS = {
-    "mimpc-robot": (Column("integer_violation_rate", "integer-only violated", True),
-                    Column("continuous_violation_rate", "continuous violated", True),
-                    Column("cost_ratio_mean", "closed-loop cost / exact", True)),
-    "dcopf": (Column("balance_violation_rate", "balance violated", True),
-              Column("generator_violation_rate", "gen. limits violated", True),
-              Column("thermal_violation_cost_mean", "overload cost mean ($)", True)),
-}
-FAMILY_COLUMNS["mimpc-tank"] = FAMILY_COLUMNS["mimpc-robot"]
-FAMILY_COLUMNS["ccd-twotank"] = (Column("objective_gap", "objective gap vs best-known", True),
-                                 Column("objective_mean", "penalised objective mean", True),
-                                 Column("cost_mean", "cost mean", True),
-                                 Column("violation_mean", "coupling violation mean", True))
-FAMILY_COLUMNS["ccd-hvac"] = FAMILY_COLUMNS["ccd-twotank"]
-_RATE_KEYS = {"integer_violation_rate", "continuous_violation_rate", "balance_violation_rate",
-              "generator_violation_rate"}
-
-
 def columns_for(family: str) -> tuple[Column, ...]:
     """The table columns of a dataset of ``family``: :data:`COLUMNS`, with the bilevel coupling column replaced
-    by the family's own violation measures (:data:`FAMILY_COLUMNS`)."""
-    extra = FAMILY_COLUMNS.get(family)
-    if extra is None:
+    by the family's own violation measures (``Family.leaderboard_columns``); a family whose plugin is not
+    installed keeps the common columns."""
+    from bilevelbench.core.registry import get_family
+    from bilevelbench.errors import UnknownFamilyError
+
+    try:
+        extra = get_family(family).leaderboard_columns
+    except UnknownFamilyError:
+        extra = ()
+    if not extra:
         return COLUMNS
     out: list[Column] = []
     for column in COLUMNS:
@@ -172,7 +153,7 @@ def entry_cells(entry: RankedEntry, columns: tuple[Column, ...] = COLUMNS) -> li
     for column in columns:
         if column.key not in cells:
             x = m.get(column.key)
-            text = format_rate(x) if column.key in _RATE_KEYS else (
+            text = format_rate(x) if column.key.endswith("_rate") else (
                 format_sci(x) if column.key.endswith(("cost_mean", "gap_mean", "objective_gap")) else format_plain(x))
             cells[column.key] = Cell(text, x)
     return [cells[c.key] for c in columns]

@@ -7,9 +7,9 @@ import torch
 
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.evaluator import Protocol, evaluate_solver
-from bilevelbench.families.bqp import sample_structure
-from bilevelbench.torch.bigrad import BiGradFollower, batched_cg
-from bilevelbench.torch.qp_layer import FollowerLayer
+from bilevelbench.families.bqp.bigrad import BiGradFollower, batched_cg
+from bilevelbench.families.bqp.follower_layer import FollowerLayer
+from bilevelbench.families.bqp.problem import sample_structure
 
 
 def test_cg_solves_spd_batches():
@@ -42,7 +42,7 @@ def test_bigrad_solver_descends_and_is_scored(small_set, tmp_path):
     assert record["status"] == "complete", record["failures"]
     ds = InstanceSet.open(small_set).split("test")
     # compare with the starting point y = 0: descent must improve the objective on average
-    from bilevelbench.evaluate.scoring import score_bqp
+    from bilevelbench.families.bqp.score import score_bqp
     start = score_bqp(ds.structure if hasattr(ds, "structure") else InstanceSet.open(small_set).structure,
                       ds.params, ds.labels, np.zeros((len(ds), ds.params["c"].shape[1])), np.ones(len(ds), bool),
                       {}, None, None)

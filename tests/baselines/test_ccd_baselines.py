@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 from baselines.pso.solver import Solver as PSO
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.evaluator import score_split
-from bilevelbench.generate_ccd import CCDRequest, generate_ccd
+from bilevelbench.families.ccd.generate import CCDRequest, generate_ccd
 from bilevelbench.solvers import TaskSpec
 
 

@@ -14,7 +14,7 @@ from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import MissingDataError
 from bilevelbench.evaluate.evaluator import Protocol, evaluate_solver
 from bilevelbench.evaluate.sandbox import Limits
-from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS, L2OCorrection
+from bilevelbench.families.bqp.coupling import FOLLOWER_GRADIENTS, L2OCorrection
 
 
 @pytest.mark.parametrize("follower_gradient", FOLLOWER_GRADIENTS)
@@ -42,7 +42,7 @@ def test_correction_steps_reduce_coupling_violation(small_set):
     c, _d = torch.tensor(p["c"]), torch.tensor(p["d"])
     model = L2OCorrection(ds.structure, [8], gamma=1e-2).eval()
     y0 = torch.full((c.shape[0], ds.structure.m), 20.0, dtype=torch.float64)   # A >= 0: far from feasible
-    from bilevelbench.torch.coupling import correct
+    from bilevelbench.families.bqp.coupling import correct
     before = model.problem.violation_sq(y0).sum().item()
     after = model.problem.violation_sq(correct(model.problem, y0, 20, 1e-2, create_graph=False)).sum().item()
     assert before > 0 and after < before

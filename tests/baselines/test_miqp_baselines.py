@@ -92,7 +92,7 @@ def test_training_is_deterministic(tank_set, tmp_path):
 
 def test_canonical_labels_keep_the_optimum(robot_set, tank_set):
     from baselines.miqp_common.labels import canonical_labels, indicator_rows
-    from bilevelbench.families.miqp import row_residual, row_scale, solve_fixed_integers
+    from bilevelbench.families.mimpc.miqp import row_residual, row_scale, solve_fixed_integers
 
     ds = InstanceSet.open(robot_set)
     s = ds.structure
@@ -114,8 +114,8 @@ def test_canonical_labels_keep_the_optimum(robot_set, tank_set):
 
 def test_torch_terms_match_numpy(robot_set):
     """Objective and scaled violations of MIQPTerms equal the numpy definitions; straight-through rounding."""
-    from bilevelbench.families.miqp import objective, row_residual, row_scale
-    from bilevelbench.torch.miqp_l2o import MIQPTerms, round_st
+    from bilevelbench.families.mimpc.miqp import objective, row_residual, row_scale
+    from bilevelbench.families.mimpc.miqp_l2o import MIQPTerms, round_st
 
     ds = InstanceSet.open(robot_set)
     s = ds.structure

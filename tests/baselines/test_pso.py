@@ -12,7 +12,7 @@ import pytest
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.evaluator import Protocol, evaluate_solver
 from bilevelbench.evaluate.sandbox import Limits
-from bilevelbench.families.bqp import follower_response, upper_objective
+from bilevelbench.families.bqp.problem import follower_response, upper_objective
 from bilevelbench.solvers import TaskSpec, resolve_solver_class
 
 # Not importorskip("pyswarms"): importing pyswarms outside the solver reconfigures the root logger and writes

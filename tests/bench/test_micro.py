@@ -19,8 +19,8 @@ def test_relative_gap(benchmark):
 
 
 def test_dcopf_flows_case300(benchmark):
-    from bilevelbench.families.dcopf import sample_loads
-    from bilevelbench.generate_dcopf import load_structure
+    from bilevelbench.families.dcopf.generate import load_structure
+    from bilevelbench.families.dcopf.problem import sample_loads
 
     s, _ = load_structure("case300")
     pd = sample_loads(s, np.random.default_rng(0), 256)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from bilevelbench.certify.bounds import BoundDeriver
-from bilevelbench.certify.enumeration import solve_by_enumeration
 from bilevelbench.errors import CertificationError
-from bilevelbench.families.bqp import coupling_residual, follower_response, upper_objective
+from bilevelbench.families.bqp.bounds import BoundDeriver
+from bilevelbench.families.bqp.enumeration import solve_by_enumeration
+from bilevelbench.families.bqp.problem import coupling_residual, follower_response, upper_objective
 from tests.conftest import random_instances
 
 
@@ -52,7 +52,7 @@ def test_no_strictly_feasible_direction_is_refused():
     arrays["F"] = np.array([[1.0, 0.0], [-1.0, 0.0]])
     arrays["G"] = np.zeros((2, 3))
     arrays["h"] = np.ones(2)
-    from bilevelbench.families.bqp import BQPStructure
+    from bilevelbench.families.bqp.problem import BQPStructure
 
     with pytest.raises(CertificationError, match="strictly feasible direction"):
         BoundDeriver(BQPStructure(**arrays))

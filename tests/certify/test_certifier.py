@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from bilevelbench.certify import Certifier, CertifierSettings
-from bilevelbench.certify.backends import gurobi_fits_free_license, gurobi_status, make_backend
-from bilevelbench.certify.enumeration import solve_by_enumeration
+from bilevelbench.core.backends import gurobi_status
 from bilevelbench.errors import BackendUnavailableError, UsageError
+from bilevelbench.families.bqp.backends import gurobi_fits_free_license, make_backend
+from bilevelbench.families.bqp.certifier import Certifier, CertifierSettings
+from bilevelbench.families.bqp.enumeration import solve_by_enumeration
 from tests.conftest import random_instances
 
 

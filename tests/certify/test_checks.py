@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from bilevelbench.certify import Certifier, Tolerances, check_label
-from bilevelbench.families.bqp import upper_objective
+from bilevelbench.families.bqp.certifier import Certifier
+from bilevelbench.families.bqp.checks import Tolerances, check_label
+from bilevelbench.families.bqp.problem import upper_objective
 from tests.conftest import random_instances
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bilevelbench.certify.dcopf import DCOPFCertifierSettings, DCOPFModel, certify_dcopf, check_label
 from bilevelbench.errors import UsageError
+from bilevelbench.families.dcopf.certify import DCOPFCertifierSettings, DCOPFModel, certify_dcopf, check_label
 from tests.families.test_dcopf import three_bus
 
 SETTINGS = DCOPFCertifierSettings()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bilevelbench.certify.backends import gurobi_status
-from bilevelbench.certify.miqp import (
+from bilevelbench.core.backends import gurobi_status
+from bilevelbench.errors import UsageError
+from bilevelbench.families.mimpc import problem as mimpc
+from bilevelbench.families.mimpc.certify import (
     MIQP_CHECK_FIELDS,
     MIQPCertifierSettings,
     MIQPLabel,
@@ -14,9 +16,7 @@ from bilevelbench.certify.miqp import (
     check_point,
     choose_backend,
 )
-from bilevelbench.errors import UsageError
-from bilevelbench.families import mimpc
-from bilevelbench.families.miqp import integer_feasibility, objective
+from bilevelbench.families.mimpc.miqp import integer_feasibility, objective
 
 TANK = mimpc.tank_structure()
 

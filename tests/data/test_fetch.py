@@ -179,7 +179,7 @@ def test_instance_set_open_fetches_a_released_name(server, tmp_path, monkeypatch
 
     from bilevelbench.data import registry as registry_module
     from bilevelbench.data.instance_set import InstanceSet
-    from bilevelbench.generate_dcopf import DCOPFRequest, generate_dcopf
+    from bilevelbench.families.dcopf.generate import DCOPFRequest, generate_dcopf
 
     (tmp_path / "src").mkdir()
     real = generate_dcopf(DCOPFRequest(case="case14", n_test=3, seed=1), tmp_path / "src" / "tiny.h5")

@@ -3,7 +3,7 @@ import pytest
 
 from bilevelbench import InstanceSet
 from bilevelbench.errors import MissingDataError, UsageError
-from bilevelbench.families.bqp import upper_objective
+from bilevelbench.families.bqp.problem import upper_objective
 
 
 def test_length_indexing_and_splits(small_set):

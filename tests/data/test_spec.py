@@ -25,20 +25,20 @@ def test_committed_specs_load():
         if spec.family == "bqp":
             assert spec.n_test == 1000
         elif spec.family == "dcopf":
-            from bilevelbench.power import SHIPPED_CASES
+            from bilevelbench.families.dcopf.power import SHIPPED_CASES
 
-            assert spec.case in SHIPPED_CASES and spec.n_train >= 2000 and spec.n_test >= 500
+            assert spec.options["case"] in SHIPPED_CASES and spec.n_train >= 2000 and spec.n_test >= 500
         elif spec.family.startswith("ccd-"):  # issue 9: the paper's 10000 / 1000 / 1000, best-known test labels
             assert (spec.n_train, spec.n_valid, spec.n_test) == (10000, 1000, 1000)
-            assert spec.label_splits == ["test"] and spec.backend == "search"
+            assert spec.options["label_splits"] == ["test"] and spec.options["backend"] == "search"
         else:  # issue 5: at least 2000 train / 500 test, with closed-loop reference episodes
-            assert spec.n_train >= 2000 and spec.n_test >= 500 and spec.closed_loop_episodes > 0
+            assert spec.n_train >= 2000 and spec.n_test >= 500 and spec.options["closed_loop_episodes"] > 0
 
 
 def test_bqp_spec_needs_a_size(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(GOOD.replace('size = "3x2"\n', ''))
-    with pytest.raises(SchemaError, match="needs size"):
+    with pytest.raises(SchemaError, match="--size is required for bqp"):
         load_spec(path)
 
 
@@ -80,4 +80,4 @@ def test_schema_version_and_backend_are_checked(tmp_path):
         load_spec(path)
     path.write_text(GOOD + 'schema_version = 1\nbackend = "scip"\n')
     spec = load_spec(path)
-    assert spec.schema_version == 1 and spec.backend == "scip"
+    assert spec.schema_version == 1 and spec.options["backend"] == "scip"

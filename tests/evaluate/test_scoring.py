@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bilevelbench.data.instance_set import InstanceSet
-from bilevelbench.evaluate.scoring import lower_infeasibility, score_bqp
-from bilevelbench.families.bqp import BQPStructure, follower_response, upper_objective
+from bilevelbench.families.bqp.problem import BQPStructure, follower_response, upper_objective
+from bilevelbench.families.bqp.score import lower_infeasibility, score_bqp
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ import json
 import numpy as np
 
 from bilevelbench.cli import main
+from bilevelbench.core.registry import get_family
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.evaluator import score_split
 from bilevelbench.evaluate.records import build_record
-from bilevelbench.evaluate.scoring_dcopf import score_dcopf
+from bilevelbench.families.dcopf.score import score_dcopf
 from tests.families.test_dcopf import three_bus
 
 
@@ -30,7 +31,8 @@ def test_three_bus_scores_by_hand():
     assert np.isclose(v["balance_violation"][2], 10.0) and v["balance_violated"][2] == 1
     assert np.isclose(v["generator_violation"][3], 5.0) and v["generator_violated"][3] == 1
     assert score.feasible.tolist() == [True, True, False, False]          # overload is soft, priced
-    rec = build_record(mode="score", dataset={}, solver={}, score=score, protocol={}, provenance={})
+    rec = build_record(mode="score", dataset={}, solver={}, score=score, protocol={}, provenance={},
+                       family=get_family("dcopf"))
     m = rec["metrics"]
     assert m["balance_violation_rate"] == 0.25 and m["generator_violation_rate"] == 0.25
     assert np.isclose(m["thermal_violation_mw_max"], 40.0)

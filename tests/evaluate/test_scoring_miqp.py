@@ -9,10 +9,12 @@ import sys
 import numpy as np
 import pytest
 
+from bilevelbench.core.registry import get_family
 from bilevelbench.data.instance_set import InstanceSet
-from bilevelbench.evaluate.evaluator import closed_loop_plan, score_closed_loop, score_split
+from bilevelbench.evaluate.evaluator import closed_loop_plan, score_split
 from bilevelbench.evaluate.records import build_record
-from bilevelbench.evaluate.scoring_miqp import score_miqp
+from bilevelbench.families.mimpc.closed_loop import score_closed_loop
+from bilevelbench.families.mimpc.score import score_miqp
 
 
 def _score(ds, part, x, answered=None):
@@ -27,7 +29,8 @@ def test_certified_labels_score_gap_zero_and_feasible(tank_set):
     assert score.scored.all() and score.feasible.all()
     assert np.max(score.values["gap"]) <= 1e-12  # batched vs one-row evaluation of f: rounding only
     assert np.all(score.values["integer_violated"] == 0) and np.all(score.values["continuous_violated"] == 0)
-    rec = build_record(mode="score", dataset={}, solver={}, score=score, protocol={}, provenance={})
+    rec = build_record(mode="score", dataset={}, solver={}, score=score, protocol={}, provenance={},
+                       family=get_family("mimpc-tank"))
     assert rec["metrics"]["integer_violation_rate"] == 0.0 and rec["metrics"]["gap_mean_feasible"] <= 1e-12
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bilevelbench.errors import SolverError, UsageError
-from bilevelbench.families import bqp
+from bilevelbench.families.bqp import problem as bqp
 from tests.conftest import random_instances
 
 

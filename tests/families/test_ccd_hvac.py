@@ -10,14 +10,14 @@ from scipy.io import loadmat
 
 torch = pytest.importorskip("torch")
 
-from bilevelbench.families import ccd_hvac as hv
-from bilevelbench.torch.ccd_layers import HVACLayer
+from bilevelbench.families.ccd import hvac as hv
+from bilevelbench.families.ccd.layers import HVACLayer
 
 S = hv.HVACStructure.default()
 
 
 def raw_mat():
-    with resources.as_file(resources.files("bilevelbench.families.psl") / "SimpleSingleZone.mat") as path:
+    with resources.as_file(resources.files("bilevelbench.families.ccd.psl") / "SimpleSingleZone.mat") as path:
         return loadmat(path)
 
 
@@ -44,7 +44,7 @@ def test_matrices_are_two_coupled_copies_of_the_mat_file():
 def test_the_shipped_mat_file_is_the_documented_one_and_keeps_its_license():
     import hashlib
 
-    folder = resources.files("bilevelbench.families.psl")
+    folder = resources.files("bilevelbench.families.ccd.psl")
     data = (folder / "SimpleSingleZone.mat").read_bytes()
     assert hashlib.sha256(data).hexdigest() == "7b5c78a12f981b2ec84d531bb7ff2a8f5a98186d46f1f03591fe25791520a41a"
     assert "Battelle Memorial Institute" in (folder / "LICENSE.md").read_text()

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bilevelbench.families import ccd_twotank as tt
-from bilevelbench.torch.ccd_layers import twotank_final_state
+from bilevelbench.families.ccd import twotank as tt
+from bilevelbench.families.ccd.layers import twotank_final_state
 
 S = tt.TwoTankStructure()
 

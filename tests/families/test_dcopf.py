@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bilevelbench.errors import UsageError
-from bilevelbench.families.dcopf import DCOPFStructure, sample_loads
+from bilevelbench.families.dcopf.problem import DCOPFStructure, sample_loads
 
 
 def three_bus(rate13: float = 60.0, penalty: float = 1500.0, c2=(0.0, 0.0)) -> DCOPFStructure:

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from bilevelbench.certify.miqp import MIQPCertifierSettings, certify_miqp
-from bilevelbench.families import mimpc
-from bilevelbench.families.miqp import objective, row_residual, solve_fixed_integers
+from bilevelbench.families.mimpc import problem as mimpc
+from bilevelbench.families.mimpc.certify import MIQPCertifierSettings, certify_miqp
+from bilevelbench.families.mimpc.miqp import objective, row_residual, solve_fixed_integers
 
 
 def tank_cost_by_hand(cfg: mimpc.TankConfig, x0, d, u, delta) -> tuple[float, np.ndarray]:

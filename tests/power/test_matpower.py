@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from bilevelbench.errors import CaseFormatError, MissingDataError, SchemaError
-from bilevelbench.power import SHIPPED_CASES, PowerCase, load_case, parse_case
+from bilevelbench.families.dcopf.power import SHIPPED_CASES, PowerCase, load_case, parse_case
 
 HERE = Path(__file__).parent
 QUIRKS = HERE / "cases" / "quirks.m"
 PEGASE_1354 = Path("/work/shared/data/pglib/pglib_opf_case1354_pegase.m")
-CASES = resources.files("bilevelbench.power") / "cases"
+CASES = resources.files("bilevelbench.families.dcopf.power") / "cases"
 
 # FACTS.md, "PGLib-OPF v23.07": buses, generators, branches.
 COUNTS = {
@@ -97,7 +97,7 @@ def test_shipped_files_match_source_md() -> None:
 
 def test_case_files_are_package_data() -> None:
     pyproject = tomllib.loads((HERE.parents[1] / "pyproject.toml").read_text())
-    assert "cases/*" in pyproject["tool"]["setuptools"]["package-data"]["bilevelbench.power"]
+    assert "cases/*" in pyproject["tool"]["setuptools"]["package-data"]["bilevelbench.families.dcopf.power"]
 
 
 def test_case300_quirks(shipped: dict[str, PowerCase]) -> None:

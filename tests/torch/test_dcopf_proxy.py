@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bilevelbench.families.dcopf import DCOPFStructure
-from bilevelbench.generate_dcopf import load_structure
-from bilevelbench.torch.dcopf_proxy import (
+from bilevelbench.families.dcopf.generate import load_structure
+from bilevelbench.families.dcopf.problem import DCOPFStructure
+from bilevelbench.families.dcopf.proxy import (
     SHIFT_METHODS,
     DCOPFObjective,
     DCOPFProxy,

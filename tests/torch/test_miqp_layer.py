@@ -12,9 +12,9 @@ pytest.importorskip("osqp")
 
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
-from bilevelbench.families import mimpc
-from bilevelbench.families.miqp import row_residual, row_scale, solve_fixed_integers
-from bilevelbench.torch.miqp_layer import RelaxedMIQPLayer, merge_rows
+from bilevelbench.families.mimpc import problem as mimpc
+from bilevelbench.families.mimpc.miqp import row_residual, row_scale, solve_fixed_integers
+from bilevelbench.families.mimpc.miqp_layer import RelaxedMIQPLayer, merge_rows
 
 FAMILIES = ("mimpc-robot", "mimpc-tank")
 

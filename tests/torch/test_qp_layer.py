@@ -9,8 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bilevelbench.errors import SolverError, UsageError
-from bilevelbench.families.bqp import follower_response, sample_structure
-from bilevelbench.torch.qp_layer import BatchedQP, FollowerLayer, IPMSettings, solve_qp_batch
+from bilevelbench.families.bqp.follower_layer import FollowerLayer
+from bilevelbench.families.bqp.problem import follower_response, sample_structure
+from bilevelbench.torch.qp_layer import BatchedQP, IPMSettings, solve_qp_batch
 
 SIZES = [(3, 2), (9, 6), (12, 9)]
 BATCH = 200

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from bilevelbench.errors import UsageError
-from bilevelbench.families.bqp import sample_structure
-from bilevelbench.torch.coupling import FOLLOWER_GRADIENTS, BQPTorch, make_follower
-from bilevelbench.torch.qp_layer import FollowerLayer
-from bilevelbench.torch.unrolled import UnrolledFollower
+from bilevelbench.families.bqp.coupling import FOLLOWER_GRADIENTS, BQPTorch, make_follower
+from bilevelbench.families.bqp.follower_layer import FollowerLayer
+from bilevelbench.families.bqp.problem import sample_structure
+from bilevelbench.families.bqp.unrolled import UnrolledFollower
 
 
 def _setup(m=6, n=4, seed=3):

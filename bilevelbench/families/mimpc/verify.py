@@ -1,0 +1,101 @@
+"""Independent re-checks of mixed-integer MPC labels (``verify``) and the second-solver oracle (``--oracle``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bilevelbench.core.family import LabelCheck
+from bilevelbench.errors import OracleUnavailableError
+
+#: Relative agreement required between the label and the oracle's optimum (the certifier's gap is 1e-6).
+ORACLE_TOL = 1e-6
+
+
+def label_checker(ds) -> LabelCheck:
+    """Re-check every label with HiGHS only (no MIQP solver involved).
+
+    Certified labels: integrality, rows and bounds (<= 1e-7 scaled), the stored objective equals ``f`` at the
+    stored point, the continuous QP re-solved with the stored integers is not better than the stored point
+    (<= 1e-6 relative), and the stored dual bound is within 1e-6 of the objective. Infeasible labels: HiGHS's
+    MILP proves infeasibility again. Other statuses must store no point.
+    """
+    from bilevelbench.families.mimpc.certify import check_point
+    from bilevelbench.families.mimpc.miqp import integer_feasibility, objective, solve_fixed_integers
+
+    s = ds.structure
+    params, labels = ds.params, ds.labels
+
+    def check(pos: int, status: str) -> list[str]:
+        theta, x = params["theta"][pos], labels["x"][pos]
+        problems: list[str] = []
+        if not np.all(np.isfinite(theta)):
+            problems.append("parameters contain NaN or inf")
+        elif status == "certified_optimal":
+            f_stored = float(labels["objective"][pos])
+            rows, bounds, integ = check_point(s, theta, x)
+            if max(rows, bounds) > 1e-7 or integ > 0:
+                problems.append(f"stored point violates rows {rows:.1e} / bounds {bounds:.1e} / integrality {integ:.1e}")
+            f = float(objective(s, x, theta)[0])
+            if abs(f - f_stored) > 1e-9 * max(1.0, abs(f)):
+                problems.append(f"stored objective {f_stored:.10g} differs from f(x) = {f:.10g}")
+            fixed = solve_fixed_integers(s, theta, x[s.integer])
+            if fixed.status != "optimal" or fixed.objective < f - 1e-6 * max(1.0, abs(f)):
+                problems.append(f"re-solving the continuous part gives {fixed.status} {fixed.objective:.10g} < {f:.10g}")
+            if f - float(labels["dual_bound"][pos]) > 1e-6 * max(1.0, abs(f)):
+                problems.append(f"gap to the stored dual bound {labels['dual_bound'][pos]:.10g} exceeds 1e-6")
+        elif status == "infeasible":
+            verdict = integer_feasibility(s, theta)
+            if verdict != "infeasible":
+                problems.append(f"labelled infeasible but HiGHS's MILP check says {verdict}")
+        elif np.any(np.isfinite(x)):
+            problems.append(f"status {status!r} but a solution is stored (unchecked points must not be published)")
+        return problems
+
+    return check
+
+
+def oracle_checker(ds) -> LabelCheck:
+    """Re-solve every certified instance with the *other* MIQP solver than the one that labelled it.
+
+    Labels certified by SCIP are re-solved by Gurobi and labels certified by Gurobi by SCIP (each with its own
+    branch and bound, presolve and LP solver), and the optima must agree to :data:`ORACLE_TOL` relative.
+
+    Raises
+    ------
+    OracleUnavailableError
+        If a label's second solver cannot run here (Gurobi not installed, no license, or the model above the
+        size-limited license); the message says which and why.
+    """
+    from bilevelbench.core.backends import gurobi_status
+    from bilevelbench.families.mimpc.certify import (
+        MIQPCertifierSettings,
+        _gurobi_unrestricted,
+        certify_miqp,
+        gurobi_fits,
+    )
+
+    s = ds.structure
+    labels = ds.labels
+    certified = np.asarray(labels["status"]).astype(str) == "certified_optimal"
+    used = {str(b) for b in np.asarray(labels["backend"]).astype(str)[certified]}
+    if "scip" in used:
+        ok, why = gurobi_status()
+        if ok and not (gurobi_fits(s) or _gurobi_unrestricted()):
+            ok, why = False, "the model is larger than a size-limited Gurobi license takes"
+        if not ok:
+            raise OracleUnavailableError(f"{ds.family} labels certified by SCIP are re-solved by Gurobi, which cannot "
+                                         f"run here: {why}; without --oracle, verify re-checks every label with HiGHS")
+    settings = MIQPCertifierSettings(time_limit=float(ds.meta.get("certifier_settings", {}).get("time_limit", 600)))
+    params = ds.params
+
+    def check(pos: int, status: str) -> list[str]:
+        other = "gurobi" if str(labels["backend"][pos]) == "scip" else "scip"
+        label = certify_miqp(s, params["theta"][pos], settings, other)
+        f = float(labels["objective"][pos])
+        if label.status != "certified_optimal":
+            return [f"the oracle ({other}) could not certify this instance: {label.status} ({label.reason})"]
+        if abs(label.objective - f) > ORACLE_TOL * max(1.0, abs(f)):
+            return [f"objective {f:.10g} differs from {other}'s optimum {label.objective:.10g}"]
+        return []
+
+    return check

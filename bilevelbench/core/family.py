@@ -179,8 +179,11 @@ class Family:
     title: str = ""
     #: The family's documentation page (relative to the repository).
     docs: str = ""
-    #: Arguments of a small ``bilevelbench generate NAME ...`` run (shown in ``--help``), without ``--out``.
+    #: Arguments of a small ``bilevelbench generate NAME ...`` run (shown in ``--help``).
     example: str = ""
+    #: ``generate`` arguments (without ``--out``) of a tiny set that labels in seconds, with at least one labelled
+    #: test instance: the contract suite (:mod:`bilevelbench.testing.contract`) runs every family on it.
+    tiny_args: tuple[str, ...] = ()
     #: The name of a submission's decision (``y``, ``x``, ``pg``, ``design``).
     decision: str = "y"
     #: The name of a follower decision a submission may return beside it (never trusted), or None.

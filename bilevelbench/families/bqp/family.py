@@ -20,6 +20,7 @@ class BQP(Family):
     title = "bilevel quadratic program (Kotary et al., eqs. 11-12): leader y, follower z, certified KKT-MIP labels"
     docs = "docs/families/bqp.md"
     example = "--size 3x2 --n-test 60 --seed 7 --out bqp-3x2.h5"
+    tiny_args = ("--size", "3x2", "--n-train", "2", "--n-valid", "1", "--n-test", "3", "--seed", "5")
     decision = "y"
     follower = "z"
     param_fields = ("c", "d")

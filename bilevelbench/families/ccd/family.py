@@ -43,6 +43,7 @@ class CCD(Family):
         self.generator_version = generator_version
         self.docs = "docs/families/ccd.md"
         self.example = f"--n-train 100 --n-test 5 --out {name}.h5"
+        self.tiny_args = ("--n-train", "2", "--n-test", "1", "--seed", "1")
 
     def generate(self, request: GenerateRequest) -> Path:
         from bilevelbench.families.ccd.generate import CCDRequest, generate_ccd

@@ -21,6 +21,7 @@ class DCOPF(Family):
     title = "DC optimal power flow on a PGLib-OPF grid (MATPOWER DC conventions), labels certified by their duals"
     docs = "docs/families/dcopf.md"
     example = "--case case57 --n-train 1000 --n-test 200 --out dcopf-case57.h5"
+    tiny_args = ("--case", "case14", "--n-train", "2", "--n-test", "3", "--seed", "4")
     decision = "pg"
     param_fields = ("pd",)
     label_fields = ("pg", "objective")

@@ -45,10 +45,11 @@ class MIMPC(Family):
     extra_splits = ("infeasible",)
     oracle_method = "the MIQP re-solved by the other exact solver (SCIP for Gurobi's labels and vice versa)"
 
-    def __init__(self, name: str, title: str, example: str) -> None:
+    def __init__(self, name: str, title: str, example: str, tiny_args: tuple[str, ...]) -> None:
         self.name = name
         self.title = title
         self.example = example
+        self.tiny_args = tiny_args
         self.docs = "docs/families/mimpc.md"
 
     def generate(self, request: GenerateRequest) -> Path:
@@ -146,7 +147,9 @@ class MIMPC(Family):
 
 ROBOT = MIMPC("mimpc-robot", "mixed-integer MPC of a robot among three obstacles (Le, Xie and Mangharam, "
                              "appendix B): one MIQP per state and goal, certified labels",
-              "--n-test 20 --out mimpc-robot.h5")
+              "--n-test 20 --out mimpc-robot.h5",
+              ("--n-test", "2", "--seed", "2", "--backend", "scip"))
 TANK = MIMPC("mimpc-tank", "mixed-integer MPC of a two-tank energy system with a four-level pump (Le, Xie and "
                            "Mangharam, appendix B): one MIQP per state and disturbance forecast, certified labels",
-             "--n-test 20 --closed-loop-episodes 2 --out mimpc-tank.h5")
+             "--n-test 20 --closed-loop-episodes 2 --out mimpc-tank.h5",
+             ("--n-test", "2", "--seed", "4", "--backend", "scip"))

@@ -1,0 +1,1 @@
+"""Test helpers shipped with bilevelbench: the family contract suite (:mod:`bilevelbench.testing.contract`)."""

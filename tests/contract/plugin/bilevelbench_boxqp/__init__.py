@@ -1,0 +1,1 @@
+"""``boxqp``: a tiny third-party bilevelbench family (the contract tests install it as a plugin)."""

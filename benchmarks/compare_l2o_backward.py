@@ -1,6 +1,6 @@
 """Train the L2O-with-correction model with each backward pass through the follower and compare.
 
-The three ways of differentiating the follower's response ``z(y)`` (``bilevelbench.torch.coupling``):
+The three ways of differentiating the follower's response ``z(y)`` (``bilevelbench.families.bqp.coupling``):
 
 * ``implicit``: the exact interior-point answer, backward by a direct solve of the active-set KKT system;
 * ``bigrad``: the same forward, backward by BiGrad's conjugate-gradient adjoint (Alesiani, Theorem 2);

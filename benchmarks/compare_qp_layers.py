@@ -14,7 +14,7 @@ For each structure size the follower ``min_z 1/2 z'Hz + e'z  s.t.  F z <= h + G 
 Measured, per layer and size: forward time for the batch (inputs without gradient), forward + backward time
 (backward of ``sum(w * z)`` for a random ``w``, gradient wrt ``b``), each the median of ``--repeats`` rounds after one
 warm-up (every layer is timed in turn in each round, so that changes of machine load hit all layers alike);
-``max |z - z_HiGHS|`` over the batch (``z_HiGHS`` from :func:`bilevelbench.families.bqp.follower_response`);
+``max |z - z_HiGHS|`` over the batch (``z_HiGHS`` from :func:`bilevelbench.families.bqp.problem.follower_response`);
 ``max |grad - FD grad|`` on ``--fd-rows`` rows, where the finite-difference gradient (central differences, step
 ``--fd-eps`` on every entry of ``b``) is taken on an independent reference: HiGHS followed by an exact solve of the
 KKT system of HiGHS's active set (``z(b)`` is piecewise affine, so that difference is exact up to rounding unless a

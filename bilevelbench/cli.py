@@ -227,10 +227,28 @@ def run_generate(argv: list[str], quiet: bool) -> int:
                               name=spec.name if spec is not None else None,
                               spec=_spec_record(spec_path) if spec is not None else None)
     out = family.generate(request)
-    return _report_written(out)
+    _report_written(out)
+    if spec is not None and spec.content_digest:
+        return _check_released_digest(out, spec.content_digest, family)
+    return 0
 
 
-def _report_written(out: Path) -> int:
+def _check_released_digest(out: Path, expected: str, family) -> int:
+    """Compare a regenerated file's content digest with the one its spec records (exit 1 when they differ)."""
+    from bilevelbench.data.digest import content_digest
+    from bilevelbench.data.hdf5 import read_instance_set
+
+    got = content_digest(read_instance_set(out), family.timing_fields)
+    if got == expected:
+        print(f"content digest {got} equals the released one (the spec's content_digest)")
+        return 0
+    print(f"bilevelbench generate: warning: {out} has content digest {got}, the spec says the released file has "
+          f"{expected}; its labels passed their checks but differ from the release (another solver version?): "
+          "compare with 'bilevelbench info'", file=sys.stderr)
+    return 1
+
+
+def _report_written(out: Path) -> None:
     """One line on what a generation wrote: split sizes and label statuses."""
     from bilevelbench.data.instance_set import InstanceSet
 
@@ -238,7 +256,6 @@ def _report_written(out: Path) -> int:
     split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
     print(f"wrote {out}: {split_sizes}; labels: {counts}")
-    return 0
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:

@@ -66,10 +66,12 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
         "release", help="generate every dataset spec, verify every label, write the files and registry entries",
         description="For each spec in SPECS (a folder of datasets/*.toml, or spec files), generate the dataset "
                     "into OUT (resumable: rerun after an interruption), re-check every label with "
-                    "'bilevelbench verify', and write OUT/registry.toml with each file's size and SHA-256. "
-                    "Files are byte-reproducible: per-instance solve times, which no rerun reproduces, are "
-                    "moved to OUT/NAME.timings.json and stored as NaN in the HDF5 file. Upload OUT to any "
-                    "static host and list its URL under mirrors (or pass --mirror) to serve it.",
+                    "'bilevelbench verify', and write OUT/registry.toml with each file's size, SHA-256 and content "
+                    "digest. Per-instance solve times, which no rerun reproduces, are moved to "
+                    "OUT/NAME.timings.json and stored as NaN in the HDF5 file. The SHA-256 also depends on the "
+                    "package versions recorded in the file; the content digest (bilevelbench info) does not, and "
+                    "is what a regeneration elsewhere must match. Upload OUT to any static host and list its URL "
+                    "under mirrors (or pass --mirror) to serve it.",
         epilog="example:\n  bilevelbench release datasets/ --out release/ --workers 2\n"
                "  bilevelbench release datasets/NAME.toml datasets/OTHER.toml --out release/",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,8 +127,12 @@ def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] |
         if not report.ok:
             raise UsageError(f"{spec.name}: {len(report.failures)} label(s) failed verification (first: "
                              f"{report.failures[0]}); nothing is registered")
+        from bilevelbench.data.digest import content_digest
+        from bilevelbench.data.hdf5 import read_instance_set
+
         entries.append(RegistryEntry(name=spec.name, file=target.name, size=target.stat().st_size,
-                                     sha256=pooch.file_hash(str(target)), spec=f"datasets/{spec_path.name}"))
+                                     sha256=pooch.file_hash(str(target)), spec=f"datasets/{spec_path.name}",
+                                     content_digest=content_digest(read_instance_set(target))))
         log.info("release: %s verified (%d labels), %d bytes", spec.name, report.checked, target.stat().st_size)
     registry = out / "registry.toml"
     registry.write_text(render_registry(entries, mirrors or []))
@@ -134,7 +140,8 @@ def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] |
 
 
 def _strip_timings(path: Path, sidecar: Path, h5py, np) -> None:
-    """Move ``/labels/solve_time`` to a JSON sidecar and store NaN in its place (byte-reproducible files)."""
+    """Move ``/labels/solve_time`` to a JSON sidecar and store NaN in its place (the bytes then depend on the
+    content and the recorded package versions only)."""
     with h5py.File(path, "r+") as f:
         if "labels/solve_time" not in f:
             return

@@ -15,7 +15,7 @@ changes, at which descent with a gradient that is exact on each piece stalls), s
 start. The solver runs ``starts`` descents per instance, all in one batch: from ``y = 0`` and from the certified
 ``y`` of the ``starts - 1`` nearest instances (Euclidean distance of the parameters ``(c, d)``) of the first
 labelled split setup may read (the valid split: never the evaluated one); without labels, from uniform draws in
-the search box of :func:`bilevelbench.search_box.search_box`. After the penalised descent, ``restoration_steps``
+the search box of :func:`bilevelbench.families.bqp.search_box.search_box`. After the penalised descent, ``restoration_steps``
 descent steps on the squared violation alone restore feasibility; among the starts, the feasible one with the
 lowest objective wins (else the least violating). A trial step whose lower level has no solution is rejected.
 

@@ -3,8 +3,8 @@
 ``setup`` loads the weight file in ``weights/`` whose recorded structure hash matches the task
 (``torch.load(..., weights_only=True)``; nothing else is unpickled) and rebuilds the network; ``solve`` maps the
 loads ``pd`` (B, nb) to a dispatch ``pg`` (B, ng): MLP, bound clamp, hypersimplex projection
-(:mod:`bilevelbench.torch.dcopf_proxy`), run as a NumPy copy of the trained network
-(:class:`~bilevelbench.torch.dcopf_proxy.FrozenProxy`: the same function, with the projection's shift found
+(:mod:`bilevelbench.families.dcopf.proxy`), run as a NumPy copy of the trained network
+(:class:`~bilevelbench.families.dcopf.proxy.FrozenProxy`: the same function, with the projection's shift found
 exactly from the sorted breakpoints instead of by bisection, and far less per-call overhead than torch at
 batch size 1). Every answer meets power balance and the generator limits whenever
 the demand lies within the fleet's range. Train new weights with

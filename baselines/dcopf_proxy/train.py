@@ -5,7 +5,7 @@
 Model: MLP (ReLU) on loads normalised by the train split's mean and std -> bound clamp
 ``pmin + (pmax - pmin) sigmoid(raw)`` -> hypersimplex projection (one shift of every generator, clipped to its
 limits, so that generation meets demand; bisection, gradient by the implicit function theorem); see
-bilevelbench/torch/dcopf_proxy.py. Every output meets power balance and the generator limits.
+bilevelbench/families/dcopf/proxy.py. Every output meets power balance and the generator limits.
 
 Self-supervised loss (no labels): the mean over a batch of the dispatch's own objective
 

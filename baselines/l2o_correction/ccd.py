@@ -3,7 +3,7 @@
 A network maps an instance's parameters to a design; ``steps`` correction steps then move the design down the
 gradient of the squared coupling violation (``||x_T - p||^2``; ``||slacks||^2``), each followed by the projection
 onto the design set (the box; ``Y >= 0``), exactly as the authors' ``c_correction`` / ``B_correction``. The
-gradients come from the implicit-differentiation layers of :mod:`bilevelbench.torch.ccd_layers`.
+gradients come from the implicit-differentiation layers of :mod:`bilevelbench.families.ccd.layers`.
 
 Training (self-supervised, parameters only): ``loss = cost(y) + lambda violation(y)^2`` at the corrected design;
 as in the authors' code the correction increments are treated as constants (no second-order terms), so the

@@ -1,6 +1,6 @@
 """Training command shared by ``miqp_sl``, ``miqp_ssl`` and ``miqp_hybrid`` (one loss each).
 
-The loss of a batch is (:mod:`bilevelbench.torch.miqp_l2o`)::
+The loss of a batch is (:mod:`bilevelbench.families.mimpc.miqp_l2o`)::
 
     w_obj * f  +  w_con * penalty * sum_i max(0, g_i)  +  w_sup * BCE(integers, certified label)
 
@@ -81,7 +81,7 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     parser.add_argument("--rho", type=float, default=1e4, help="slack penalty of the relaxed QP (default 1e4)")
     parser.add_argument("--slack", choices=("step", "row"), default="step",
                         help="slack layout of the relaxed QP: one per step (default) or one per row with an "
-                        "integer (bilevelbench/torch/miqp_layer.py)")
+                        "integer (bilevelbench/families/mimpc/miqp_layer.py)")
     parser.add_argument("--penalty", type=float, default=100.0,
                         help="lambda: weight of the summed row violations in the loss (default 100)")
     parser.add_argument("--int-weight", type=float, default=1.0,

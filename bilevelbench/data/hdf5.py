@@ -2,7 +2,8 @@
 
 Files are written to a temporary name beside the target and renamed into place,
 so a crash or Ctrl-C never leaves a half-written file under the final name.
-Object modification times are not recorded, so equal content gives equal bytes.
+Object modification times are not recorded. Measured solve times and package versions are, so two
+generations differ in bytes: compare them with :func:`bilevelbench.data.digest.content_digest`.
 """
 
 from __future__ import annotations

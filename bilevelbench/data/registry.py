@@ -39,6 +39,8 @@ class RegistryEntry:
     size: int
     sha256: str
     spec: str = ""
+    #: The file's content digest (``bilevelbench info``): what a regeneration from ``spec`` must give.
+    content_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def load_registry(path: Path | str | None = None) -> Registry:
         where = f"{str(path)!r}, [[file]] #{i + 1}"
         if not isinstance(raw, dict):
             raise SchemaError(f"{where}: expected a table")
-        unknown = sorted(set(raw) - {"name", "file", "size", "sha256", "spec"})
+        unknown = sorted(set(raw) - {"name", "file", "size", "sha256", "spec", "content_digest"})
         if unknown:
             raise SchemaError(f"{where}: unknown keys {unknown}")
         for key, kind in (("name", str), ("file", str), ("size", int), ("sha256", str)):
@@ -114,7 +116,8 @@ def load_registry(path: Path | str | None = None) -> Registry:
         if raw["name"] in entries:
             raise SchemaError(f"{where}: duplicate name {raw['name']!r}")
         entries[raw["name"]] = RegistryEntry(name=raw["name"], file=raw["file"], size=raw["size"],
-                                             sha256=raw["sha256"], spec=str(raw.get("spec", "")))
+                                             sha256=raw["sha256"], spec=str(raw.get("spec", "")),
+                                             content_digest=str(raw.get("content_digest", "")))
     return Registry(entries=entries, mirrors=tuple(m.rstrip("/") for m in mirrors), source=str(path))
 
 
@@ -126,5 +129,6 @@ def render_registry(entries: list[RegistryEntry], mirrors: list[str] | tuple[str
              "mirrors = [" + ", ".join(f'"{m}"' for m in mirrors) + "]", ""]
     for e in sorted(entries, key=lambda e: e.name):
         lines += ["[[file]]", f'name = "{e.name}"', f'file = "{e.file}"', f"size = {e.size}",
-                  f'sha256 = "{e.sha256}"'] + ([f'spec = "{e.spec}"'] if e.spec else []) + [""]
+                  f'sha256 = "{e.sha256}"'] + ([f'spec = "{e.spec}"'] if e.spec else [])
+                  + ([f'content_digest = "{e.content_digest}"'] if e.content_digest else []) + [""]
     return "\n".join(lines)

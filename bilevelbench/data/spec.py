@@ -10,6 +10,7 @@ Example (``datasets/bqp-9x6.toml``)::
     n_test = 1000
     description = "..."
     schema_version = 1
+    content_digest = "sha256:..."   # optional: what a regeneration must give (bilevelbench info prints it)
     size = "9x6"                # the family's options (bilevelbench generate bqp --help)
     label_train = false
     backend = "scip"
@@ -29,9 +30,9 @@ from pathlib import Path
 from bilevelbench.errors import MissingDataError, SchemaError, UsageError
 
 REQUIRED = ("name", "family", "seed", "n_train", "n_valid", "n_test")
-COMMON = ("description", "schema_version")
+COMMON = ("description", "schema_version", "content_digest")
 TYPES = {"name": str, "family": str, "seed": int, "n_train": int, "n_valid": int, "n_test": int,
-         "description": str, "schema_version": int}
+         "description": str, "schema_version": int, "content_digest": str}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class DatasetSpec:
     description: str = ""
     #: The HDF5 schema the released file uses (a newer bilevelbench may write a newer one: it then refuses).
     schema_version: int | None = None
+    #: The released file's content digest (``bilevelbench info``): a regeneration is checked against it.
+    content_digest: str | None = None
     #: The family's options (``Family.options``), every one present.
     options: dict = field(default_factory=dict)
     #: The options the file itself sets (the others are the family's defaults).

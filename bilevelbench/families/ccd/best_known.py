@@ -10,7 +10,7 @@ The search, per instance (:class:`SearchSettings` holds every number; the settin
 1. **Global phase.** Two-tank: a ``grid x grid`` lattice over the design box. HVAC: the nominal design, the
    zero design, and every pair of zone-entry levels in ``hvac_levels`` with the other six entries 0.
 2. **Local phase.** From the ``refine_starts`` best points of phase 1: ``refine_iters`` iterations (HVAC: ``hvac_refine_*``) of projected
-   gradient descent with the implicit-function gradient (:mod:`bilevelbench.torch.ccd_layers`), trying the
+   gradient descent with the implicit-function gradient (:mod:`bilevelbench.families.ccd.layers`), trying the
    step sizes ``t, t/4, t/16`` at once and keeping the best point that lowers the objective (``t`` doubles after
    a success and drops 16-fold after a failure). Designs are projected onto the box (two-tank) or ``[0, box_hi]``
    (HVAC: PSO's box).

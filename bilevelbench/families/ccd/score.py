@@ -68,7 +68,7 @@ def score_ccd(family: str, structure, params: dict[str, np.ndarray], labels: dic
 
 
 def headline_metrics(score: SplitScore, agg: dict[str, dict]) -> dict:
-    """Headline metrics of the control co-design families (``docs/ccd.md``): cost and coupling violation
+    """Headline metrics of the control co-design families (``docs/families/ccd.md``): cost and coupling violation
     reported separately, the penalised objective, and its gap to the best-known labels (``objective_gap``:
     ``(mean f - mean f_ref) / mean f_ref`` over the scored instances that have a reference)."""
     f, ref = score.values["objective"], score.values["reference_objective"]

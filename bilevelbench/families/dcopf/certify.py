@@ -39,7 +39,7 @@ DCOPF_CHECK_FIELDS = ("bound_violation", "balance_residual", "objective_agreemen
 
 @dataclass(frozen=True)
 class DCOPFCertifierSettings:
-    """Tolerances of a certified DC-OPF label (MW and relative units; documented in docs/families.md)."""
+    """Tolerances of a certified DC-OPF label (MW and relative units; documented in docs/families/mimpc.md)."""
 
     #: Largest generator-limit violation, MW.
     bound_tol: float = 1e-6

@@ -28,7 +28,7 @@ submitted. Objective and constraints are built once per family
     Cost ``sum_{k=0}^{H-1} (x_k - r)'Q(x_k - r) + u_k'R u_k + rho delta_k^2 +
     (x_H - r)'Q_t(x_H - r)``. theta = (x_0, d_0, ..., d_19) in R^42.
 
-Choices the paper leaves open are listed in ``docs/families.md``.
+Choices the paper leaves open are listed in ``docs/families/mimpc.md``.
 """
 
 from __future__ import annotations

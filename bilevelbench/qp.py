@@ -220,7 +220,7 @@ def solve_milp(
 ) -> QPResult:
     """Solve a mixed-integer linear program with HiGHS (``integer``: boolean mask of integer columns).
 
-    Used as an independent check (HiGHS proving that a model the MIQP solver called
+    Used as an independent check (HiGHS proving that a model the mixed-integer solver called
     infeasible has no integer-feasible point at all). ``row_dual`` is NaN.
     """
     c = np.asarray(c, dtype=float)

@@ -122,7 +122,7 @@ def _load_from_file(path: Path, class_name: str) -> type:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any error in submitted code is reported, not raised through
+    except Exception as exc:
         sys.modules.pop(module_name, None)
         raise SubmissionError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from None
     if not hasattr(module, class_name):
@@ -135,7 +135,7 @@ def _load_from_module(module_name: str, class_name: str) -> type:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise SubmissionError(f"no module named {exc.name!r} (from solver spec {module_name}:{class_name})") from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SubmissionError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
     if not hasattr(module, class_name):
         raise SubmissionError(f"module {module_name!r} defines no class {class_name!r}")
@@ -219,7 +219,7 @@ def load_solver(spec: str) -> Any:
     cls = resolve_solver_class(spec)
     try:
         return cls()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SubmissionError(f"{cls.__name__}() raised {type(exc).__name__}: {exc}") from None
 
 
@@ -263,7 +263,7 @@ def _as_float_array(value: Any, what: str, shape: tuple[int, int]) -> np.ndarray
         raise SubmissionError(f"solve returned no {what}; expected an array of shape {shape}")
     try:
         arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SubmissionError(f"{what} could not be read as an array: {type(exc).__name__}: {exc}") from None
     if arr.dtype.kind not in "fiu":
         raise SubmissionError(f"{what} has dtype {arr.dtype}; expected real numbers (float or int)")

@@ -173,7 +173,7 @@ class Family:
     have a default that tells the user clearly that the family does not offer the capability.
     """
 
-    #: The name in files, specs and on the command line (``bqp``, ``dcopf``, ...).
+    #: The name in files, specs and on the command line (``my-family``; see ``bilevelbench families``).
     name: str = ""
     #: One line: what the family is and where it comes from.
     title: str = ""

@@ -3,7 +3,7 @@
 The built-in families register exactly as a third-party plugin does, with one line each in ``pyproject.toml``::
 
     [project.entry-points."bilevelbench.families"]
-    bqp = "bilevelbench.families.bqp.family:FAMILY"
+    my-family = "my_package.family:FAMILY"
 
 The entry point's name is the family's name; its object is a :class:`~bilevelbench.core.family.Family` instance
 (or subclass, which is instantiated). Entry points are loaded lazily and once per process. A plugin that fails
@@ -40,7 +40,7 @@ def _load() -> dict[str, Family]:
         try:
             obj = ep.load()
             family = obj() if isinstance(obj, type) else obj
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the other families
+        except Exception as exc:
             _BROKEN[ep.name] = f"{type(exc).__name__}: {exc}"
             log.warning("family plugin %r (%s) failed to load: %s", ep.name, ep.value, _BROKEN[ep.name])
             continue

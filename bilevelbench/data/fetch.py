@@ -1,6 +1,6 @@
 """Verified downloads of released instance sets into a local cache (pooch underneath).
 
-``fetch("bqp-3x2")`` looks the name up in the registry, and unless the cache already holds a file with the
+``fetch("NAME")`` looks the name up in the registry, and unless the cache already holds a file with the
 registered SHA-256, downloads it from the first mirror that works:
 
 * into a temporary file next to the target (pooch), moved into place only after its size and SHA-256 match;

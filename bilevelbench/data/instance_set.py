@@ -2,7 +2,7 @@
 
 Example
 -------
->>> ds = InstanceSet.open("bqp-3x2.h5")            # doctest: +SKIP
+>>> ds = InstanceSet.open("NAME.h5")            # doctest: +SKIP
 >>> test = ds.split("test")
 >>> len(test), test[0].params["c"], test[0].label["objective"]
 >>> for batch in test.batches(256):
@@ -54,7 +54,7 @@ class InstanceSet:
     def open(cls, path: str | Path) -> InstanceSet:
         """Open an instance-set file, validating its schema version and structure hash.
 
-        ``path`` may also be the name of a released dataset (``"bqp-3x2"``): when no such file exists, the
+        ``path`` may also be the name of a released dataset (``"NAME"``, ``bilevelbench fetch --list``): when no such file exists, the
         name is looked up in the registry and the file fetched into the cache on first use
         (:func:`bilevelbench.data.fetch.fetch`: verified size and SHA-256).
 
@@ -74,7 +74,7 @@ class InstanceSet:
         data = read_instance_set(path)
         ds = cls(data, path=path)
         try:
-            ds.family_descriptor
+            get_family(ds.family)
         except UnknownFamilyError as exc:
             raise UnknownFamilyError(f"{str(path)!r} holds family {data.attrs.get('family')!r}, which this "
                                      f"installation cannot read: {exc}") from None
@@ -111,8 +111,8 @@ class InstanceSet:
 
     @property
     def decision_dims(self) -> tuple[int, int]:
-        """``(y_dim, z_dim)`` of a submission's answer: the width of the family's decision (bqp's leader ``y``,
-        the mixed-integer families' ``x``, dcopf's ``pg``, ...) and of its optional follower decision (0 if none)."""
+        """``(y_dim, z_dim)`` of a submission's answer: the width of the family's decision (``Family.decision``)
+        and of its optional follower decision (``Family.follower``; 0 if none)."""
         return self.family_descriptor.decision_dims(self.structure)
 
     @property

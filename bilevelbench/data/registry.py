@@ -9,11 +9,11 @@ Example::
     mirrors = ["https://example.org/bilevelbench/v1"]
 
     [[file]]
-    name = "bqp-3x2"
-    file = "bqp-3x2.h5"
+    name = "NAME"
+    file = "NAME.h5"
     size = 3686507
     sha256 = "8f2c..."
-    spec = "datasets/bqp-3x2.toml"
+    spec = "datasets/NAME.toml"
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ def render_registry(entries: list[RegistryEntry], mirrors: list[str] | tuple[str
              "mirrors = [" + ", ".join(f'"{m}"' for m in mirrors) + "]", ""]
     for e in sorted(entries, key=lambda e: e.name):
         lines += ["[[file]]", f'name = "{e.name}"', f'file = "{e.file}"', f"size = {e.size}",
-                  f'sha256 = "{e.sha256}"'] + ([f'spec = "{e.spec}"'] if e.spec else [])
-                  + ([f'content_digest = "{e.content_digest}"'] if e.content_digest else []) + [""]
+                  f'sha256 = "{e.sha256}"']
+        lines += [f'spec = "{e.spec}"'] if e.spec else []
+        lines += [f'content_digest = "{e.content_digest}"'] if e.content_digest else []
+        lines.append("")
     return "\n".join(lines)

@@ -1,9 +1,9 @@
 """Dataset spec files (``datasets/*.toml``): everything needed to regenerate a released instance set.
 
-Example (``datasets/bqp-9x6.toml``)::
+Example (``datasets/NAME.toml``)::
 
-    name = "bqp-9x6"
-    family = "bqp"
+    name = "NAME"
+    family = "FAMILY"           # a registered family (bilevelbench families)
     seed = 1
     n_train = 10000
     n_valid = 200
@@ -11,14 +11,12 @@ Example (``datasets/bqp-9x6.toml``)::
     description = "..."
     schema_version = 1
     content_digest = "sha256:..."   # optional: what a regeneration must give (bilevelbench info prints it)
-    size = "9x6"                # the family's options (bilevelbench generate bqp --help)
-    label_train = false
-    backend = "scip"
+    size = "9x6"                # the family's options (bilevelbench generate FAMILY --help lists them)
 
 The keys :data:`REQUIRED` and :data:`COMMON` are the same for every family; every other key must be one of the
 family's options (``Family.options``: the same names, types and defaults as its ``generate`` flags).
-``bilevelbench generate datasets/bqp-9x6.toml --out bqp-9x6.h5`` writes the file; the name is stored in the file
-so results records carry it.
+``bilevelbench generate datasets/NAME.toml --out NAME.h5`` writes the file; the name is stored in the file so
+results records carry it.
 """
 
 from __future__ import annotations

@@ -394,7 +394,7 @@ def evaluate_closed_loop(dataset: Path | str, solver: str, steps: int, episodes:
     sha = file_sha256(dataset)
     family = ds.family_descriptor
     plan, reference = family.closed_loop_plan(ds, steps, episodes)
-    dy, dz = decision_dims(ds)
+    dy, _ = decision_dims(ds)
     name = str(ds.meta.get("name") or dataset.stem)
     E = len(plan["episodes"])
     with redacted_dataset(dataset, "test") as redacted:

@@ -29,7 +29,7 @@ def _memory_gib() -> float | None:
         import psutil
 
         return round(psutil.virtual_memory().total / 2**30, 1)
-    except Exception:  # noqa: BLE001 - the fingerprint is best effort
+    except Exception:
         return None
 
 

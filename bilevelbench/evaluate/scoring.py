@@ -74,3 +74,61 @@ def paper_offset(meta: dict) -> float | None:
     if isinstance(convention, dict) and isinstance(convention.get("gap_offset"), (int, float)):
         return float(convention["gap_offset"])
     return None
+
+
+def score_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, str], labels: dict[str, np.ndarray],
+               fields: tuple[str, ...], measure: Callable[[np.ndarray, np.ndarray], tuple[dict, np.ndarray]], *,
+               name: str = "y", chunk: int | None = None, gap_floor: float | None = None,
+               progress: Callable[[int], object] | None = None) -> SplitScore:
+    """The scoring loop the vectorised family scorers share.
+
+    Rows that are unanswered or not finite become failures (:func:`usable_rows`); the others are measured in
+    chunks by ``measure(rows, reference) -> (values, feasible)``, where ``values`` maps field names to arrays over
+    ``rows`` (it must hold ``objective``) and ``reference`` holds the rows' reference objectives
+    (:func:`stored_references`). ``reference_objective``, ``gap`` and ``signed_gap`` are filled here (denominator
+    floor ``gap_floor``, default :data:`bilevelbench.evaluate.metrics.GAP_FLOOR`).
+
+    Parameters
+    ----------
+    decisions : (n, d) array
+    answered : (n,) bool array
+    reasons : dict
+        Why an unanswered instance has no row.
+    labels : dict
+        The split's label arrays (``objective``, ``status``).
+    fields : tuple of str
+        Every per-instance field reported (NaN where not measured).
+    measure : callable
+        See above.
+    name : str
+        The decision's name in failure messages.
+    chunk : int, optional
+        Rows per ``measure`` call (all at once by default).
+    gap_floor : float, optional
+    progress : callable, optional
+        Called with the number of instances scored in each chunk.
+    """
+    from bilevelbench.evaluate import metrics
+
+    n = answered.shape[0]
+    values = {key: np.full(n, np.nan) for key in fields}
+    feasible = np.zeros(n, bool)
+    scored = np.zeros(n, bool)
+    reference = stored_references(labels)
+    finite, failures = usable_rows(decisions, answered, reasons, name)
+    rows = np.flatnonzero(finite)
+    floor = metrics.GAP_FLOOR if gap_floor is None else gap_floor
+    for part in row_chunks(rows, n, chunk or max(rows.size, 1), progress):
+        measured, ok = measure(part, reference[part])
+        for key, value in measured.items():
+            values[key][part] = value
+        objective = np.asarray(measured["objective"], float)
+        values["reference_objective"][part] = reference[part]
+        values["gap"][part] = metrics.relative_gap(objective, reference[part], floor)
+        values["signed_gap"][part] = metrics.signed_relative_gap(objective, reference[part], floor)
+        scored[part] = True
+        feasible[part] = ok
+    if progress is not None and 0 < rows.size < n:
+        progress(n - rows.size)                     # the rows that failed before measuring
+    return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
+                      references_missing=int(np.sum(~np.isfinite(reference))))

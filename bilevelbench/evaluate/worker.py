@@ -27,7 +27,7 @@ class Journal:
     """Append-only JSON-lines event log."""
 
     def __init__(self, path: str) -> None:
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the process exit
+        self._f = open(path, "a", encoding="utf-8")
 
     def emit(self, event: str, **fields) -> None:
         self._f.write(json.dumps({"event": event, **fields}) + "\n")
@@ -64,7 +64,7 @@ def run(config: dict) -> int:
         try:
             answer = skip(spec)
             declined, reason = (answer if isinstance(answer, tuple) else (bool(answer), None))
-        except Exception as exc:  # noqa: BLE001 - submitted code
+        except Exception as exc:
             journal.emit("fatal", phase="skip", error=_one_line(exc))
             return 3
         if declined:
@@ -75,7 +75,7 @@ def run(config: dict) -> int:
     try:
         if callable(getattr(solver, "setup", None)):
             solver.setup(spec, train)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         journal.emit("fatal", phase="setup", error=_one_line(exc))
         return 3
     journal.emit("setup", seconds=time.perf_counter() - start)
@@ -100,7 +100,7 @@ def run(config: dict) -> int:
     for i in range(warm):
         try:
             solver.solve(batch(i, i + 1))
-        except Exception:  # noqa: BLE001 - the timed pass records the error
+        except Exception:
             errors += 1
     journal.emit("warmup", count=warm, errors=errors, seconds=time.perf_counter() - start)
 
@@ -111,7 +111,7 @@ def run(config: dict) -> int:
         t0 = time.perf_counter()
         try:
             out = solver.solve(b)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             solve_total += time.perf_counter() - t0
             journal.emit("instance", i=i, error=f"solve raised {_one_line(exc)}")
             continue
@@ -133,7 +133,7 @@ def run(config: dict) -> int:
             t0 = time.perf_counter()
             try:
                 out = solver.solve(b)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 journal.emit("batch", start=lo, size=hi - lo, seconds=time.perf_counter() - t0,
                              error=f"solve raised {_one_line(exc)}")
                 continue
@@ -169,7 +169,7 @@ def _closed_loop(journal: Journal, solver, ds, plan: dict, y_dim: int, z_dim: in
             t0 = time.perf_counter()
             try:
                 out = solver.solve(params)
-            except Exception as exc:  # noqa: BLE001 - submitted code
+            except Exception as exc:
                 journal.emit("cl_step", episode=e, t=t, latency_s=time.perf_counter() - t0,
                              error=f"solve raised {_one_line(exc)}")
                 return None

@@ -8,7 +8,7 @@ with ``H`` (n, n) positive definite and ``F`` (p, n) shared by the batch and
 ``q`` (B, n), ``b`` (B, p) per row. The forward pass is a batched Mehrotra
 primal-dual interior-point method in float64; the backward pass differentiates
 the KKT conditions of the solution's active set (implicit differentiation: no
-unrolling of the iterations). For the follower of a BQP: ``q = e``,
+unrolling of the iterations). For the follower of a bilevel QP: ``q = e``,
 ``b = h + G y``.
 """
 

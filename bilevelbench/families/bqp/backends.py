@@ -23,10 +23,9 @@ from typing import Protocol
 
 import numpy as np
 
-from bilevelbench.core.backends import (  # noqa: F401 - re-exported
+from bilevelbench.core.backends import (
     GUROBI_FREE_QUADRATIC_VARS,
     GUROBI_FREE_ROWS,
-    backend_version,
     gurobi_status,
 )
 from bilevelbench.errors import BackendUnavailableError, UsageError

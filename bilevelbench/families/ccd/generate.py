@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import bilevelbench
-from bilevelbench.core.versions import package_versions
+from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -34,9 +34,8 @@ from bilevelbench.data.hdf5 import (
     InstanceSetData,
     as_fixed_ascii,
     check_output_path,
-    write_instance_set,
 )
-from bilevelbench.data.shards import ShardStore, request_key, save_missing, shard_name
+from bilevelbench.data.shards import request_key, shard_name
 from bilevelbench.errors import UsageError
 from bilevelbench.families.ccd import hvac as ccd_hvac
 from bilevelbench.families.ccd import twotank as ccd_twotank
@@ -175,34 +174,20 @@ def _request_key(request: CCDRequest, structure_hash: str, settings: SearchSetti
 def generate_ccd(request: CCDRequest, out: Path | str, settings: SearchSettings | None = None, workers: int = 1,
                  overwrite: bool = False, progress: ProgressFactory | None = None, name: str | None = None,
                  spec: dict | None = None, scheduler: str | None = None) -> Path:
-    """Generate, label (best-known) and write a control co-design instance set; returns the path (resumable)."""
-    out = Path(out)
-    check_output_path(out, overwrite)
+    """Generate, label (best-known) and write a control co-design instance set; returns the path (resumable:
+    :func:`bilevelbench.core.pipeline.generate_sharded`)."""
+    check_output_path(Path(out), overwrite)
     settings = settings or SearchSettings()
-    if workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {workers}")
     s = structure_for(request.family)
-    key = _request_key(request, s.digest(), settings)
-    store = ShardStore(out, key)
-    try:
-        draws = {split: draws_for(request, s, k) for k, split in enumerate(SPLITS)}
-        sizes = request.split_counts()
-        tasks = []
-        for split in request.label_splits:
-            for chunk, start in enumerate(range(0, sizes[split], CHUNK)):
-                if not store.has(shard_name(split, chunk)):
-                    tasks.append((split, chunk, {k: v[start:start + CHUNK] for k, v in draws[split].items()}))
-        save_missing(store, _chunk_task, tasks, total=sum(sizes[split] for split in request.label_splits),
-                     pending=sum(next(iter(t[2].values())).shape[0] for t in tasks), progress=progress,
-                     workers=workers, scheduler=scheduler, initializer=_init_worker,
-                     initargs=(request.family, settings), key=key)
-        data = _assemble(request, s, settings, draws, store, name, spec)
-        write_instance_set(out, data, overwrite=overwrite)
-    except BaseException:
-        store.close()
-        raise
-    store.finish()
-    return out
+    draws = {split: draws_for(request, s, k) for k, split in enumerate(SPLITS)}
+
+    def assemble(parts: dict[str, list[dict[str, np.ndarray]]]) -> InstanceSetData:
+        return _assemble(request, s, settings, draws, parts, name, spec)
+
+    return generate_sharded(out, _request_key(request, s.digest(), settings), draws, tuple(request.label_splits),
+                            CHUNK, _chunk_task, assemble=assemble, initializer=_init_worker,
+                            initargs=(request.family, settings), workers=workers, scheduler=scheduler,
+                            progress=progress, overwrite=overwrite)
 
 
 def _unlabeled(n: int, k: int, r: int) -> dict[str, np.ndarray]:
@@ -215,7 +200,7 @@ def _unlabeled(n: int, k: int, r: int) -> dict[str, np.ndarray]:
             "reason": np.array(["split not labelled (label_splits)"] * n, dtype="U200")}
 
 
-def _assemble(request: CCDRequest, s, settings: SearchSettings, draws, store: ShardStore, name, spec
+def _assemble(request: CCDRequest, s, settings: SearchSettings, draws, labelled: dict[str, list], name, spec
               ) -> InstanceSetData:
     sizes = request.split_counts()
     r = settings.refine_starts if request.family == ccd_twotank.FAMILY else settings.hvac_refine_starts
@@ -223,10 +208,10 @@ def _assemble(request: CCDRequest, s, settings: SearchSettings, draws, store: Sh
     for split in SPLITS:
         n = sizes[split]
         if split in request.label_splits:
-            parts += [store.load(shard_name(split, c)) for c in range((n + CHUNK - 1) // CHUNK)]
+            parts += labelled[split]
         elif n:
             parts.append(_unlabeled(n, s.design_dim, r))
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    merged = merge_shards(parts)
     status = [str(v) for v in merged.pop("status")]
     labels = {key: merged[key] for key in ("design", "objective", "cost", "violation", "start_objectives", "spread",
                                            "solve_time", "n_evaluated")}
@@ -235,28 +220,15 @@ def _assemble(request: CCDRequest, s, settings: SearchSettings, draws, store: Sh
     labels["backend"] = as_fixed_ascii(["search"] * len(status), BACKEND_DTYPE)
     checks = {key: merged[f"check_{key}"] for key in CHECK_FIELDS}
     params = {key: np.concatenate([draws[split][key] for split in SPLITS]) for key in draws["test"]}
-    splits, start = {}, 0
-    for split in SPLITS:
-        splits[split] = np.arange(start, start + sizes[split], dtype=np.int64)
-        start += sizes[split]
     sampler = ("p2 ~ U(0.2, 1), p1 = p2 U(0.5, 1)" if request.family == ccd_twotank.FAMILY else
                "ymin: psl beta walk in [18, 22] per zone (max step 3, p 0.1), ymax = ymin + 2; walls 20 C, zone "
                "at the band midpoint; d: window of SimpleSingleZone.mat's series at a uniform start")
-    attrs = {
-        "family": request.family,
-        "generator_version": GENERATOR_VERSIONS[request.family],
-        "bilevelbench_version": bilevelbench.__version__,
-        "seed": int(request.seed),
-        "size": s.size,
-        "structure_hash": s.digest(),
-        "certifier_settings": {**settings.as_dict(), "recompute_tol": RECOMPUTE_TOL, "time_limit": None,
-                               "label_status": "best_known (never certified_optimal)"},
-        "package_versions": package_versions(),
-        "backend_versions": {"search": f"bilevelbench {bilevelbench.__version__} best-known search"},
-        "sampling": {**asdict(request), "label_splits": list(request.label_splits), "sampler": sampler},
-        "ccd": {"family": request.family, "design_dim": int(s.design_dim)},
-        **({"name": name} if name else {}),
-        **({"spec": spec} if spec else {}),
-    }
+    attrs = root_attrs(
+        request.family, GENERATOR_VERSIONS[request.family], request.seed, s, name=name, spec=spec,
+        certifier_settings={**settings.as_dict(), "recompute_tol": RECOMPUTE_TOL, "time_limit": None,
+                            "label_status": "best_known (never certified_optimal)"},
+        backend_versions={"search": f"bilevelbench {bilevelbench.__version__} best-known search"},
+        sampling={**asdict(request), "label_splits": list(request.label_splits), "sampler": sampler},
+        ccd={"family": request.family, "design_dim": int(s.design_dim)})
     return InstanceSetData(attrs=attrs, structure=s.arrays(), params=params, labels=labels, checks=checks,
-                           splits=splits)
+                           splits=split_positions(sizes))

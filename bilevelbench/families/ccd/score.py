@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore, row_chunks, stored_references, usable_rows
+from bilevelbench.evaluate.scoring import SplitScore, score_rows
 
 #: Denominator floor of the per-instance gaps (module docstring).
 GAP_FLOORS = {"ccd-twotank": metrics.GAP_FLOOR, "ccd-hvac": 0.1}
@@ -41,30 +41,17 @@ def score_ccd(family: str, structure, params: dict[str, np.ndarray], labels: dic
     """Score one split of a control co-design family (see the module docstring)."""
     from bilevelbench.families.ccd.generate import design_violation, evaluate
 
-    n = next(iter(params.values())).shape[0]
-    values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
-    feasible = np.zeros(n, bool)
-    scored = np.zeros(n, bool)
-    reference = stored_references(labels)
-    finite, failures = usable_rows(design, answered, reasons, "design")
-    for part in row_chunks(np.flatnonzero(finite), n, chunk, progress):
-        rows = {key: np.asarray(value)[part] for key, value in params.items()}
-        measured = evaluate(family, structure, design[part], rows)
-        box = design_violation(family, structure, design[part])
-        values["objective"][part] = measured["objective"]
-        values["cost"][part] = measured["cost"]
-        values["violation"][part] = measured["violation"]
-        values["follower_stationarity"][part] = measured["follower_stationarity"]
-        values["design_violation"][part] = box
-        values["design_violated"][part] = (box > metrics.FEASIBILITY_TOL).astype(float)
-        values["reference_objective"][part] = reference[part]
-        floor = GAP_FLOORS[family]
-        values["gap"][part] = metrics.relative_gap(measured["objective"], reference[part], floor)
-        values["signed_gap"][part] = metrics.signed_relative_gap(measured["objective"], reference[part], floor)
-        scored[part] = True
-        feasible[part] = box <= metrics.FEASIBILITY_TOL
-    return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
-                      references_missing=int(np.sum(~np.isfinite(reference))))
+    def measure(rows: np.ndarray, reference: np.ndarray) -> tuple[dict, np.ndarray]:
+        part = {key: np.asarray(value)[rows] for key, value in params.items()}
+        measured = evaluate(family, structure, design[rows], part)
+        box = design_violation(family, structure, design[rows])
+        out = {key: measured[key] for key in ("objective", "cost", "violation", "follower_stationarity")}
+        out["design_violation"] = box
+        out["design_violated"] = (box > metrics.FEASIBILITY_TOL).astype(float)
+        return out, box <= metrics.FEASIBILITY_TOL
+
+    return score_rows(design, answered, reasons, labels, FLOAT_FIELDS, measure, name="design", chunk=chunk,
+                      gap_floor=GAP_FLOORS[family], progress=progress)
 
 
 def headline_metrics(score: SplitScore, agg: dict[str, dict]) -> dict:

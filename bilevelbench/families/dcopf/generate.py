@@ -5,10 +5,10 @@ in one block of its requested size, so the same seed and counts give the same lo
 workers. Every draw keeps its place: a label that is not certified stays in its split with no solution and
 the reason (``failed``; ``infeasible`` when demand is outside the fleet's range), and is never scored.
 
-Resuming. Labels are computed in shards of :data:`CHUNK` instances kept by
-:class:`~bilevelbench.data.shards.ShardStore` (``OUT.partial/<split>-<chunk>.npz``, written atomically, and a lock
-against a second writer). Running the same command again skips the shards already there. The HDF5 file is written
-atomically at the end and the folder removed.
+Resuming. Labels are computed in shards of :data:`CHUNK` instances by the core pipeline
+(:func:`bilevelbench.core.pipeline.generate_sharded`: ``OUT.partial/<split>-<chunk>.npz``, written atomically, and a
+lock against a second writer). Running the same command again skips the shards already there. The HDF5 file is
+written atomically at the end and the folder removed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-import bilevelbench
-from bilevelbench.core.versions import package_versions
+from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -29,9 +28,8 @@ from bilevelbench.data.hdf5 import (
     InstanceSetData,
     as_fixed_ascii,
     check_output_path,
-    write_instance_set,
 )
-from bilevelbench.data.shards import ShardStore, request_key, save_missing, shard_name
+from bilevelbench.data.shards import request_key, shard_name
 from bilevelbench.errors import UsageError
 from bilevelbench.families.dcopf import problem as dcopf
 from bilevelbench.families.dcopf.certify import DCOPF_CHECK_FIELDS, DCOPFCertifierSettings, DCOPFModel, certify_dcopf
@@ -142,9 +140,9 @@ def label_chunk(model: DCOPFModel, pd: np.ndarray, settings: DCOPFCertifierSetti
     return out
 
 
-def _chunk_task(task: tuple[str, int, np.ndarray]) -> tuple[str, dict]:
-    split, chunk, pd = task
-    return shard_name(split, chunk), label_chunk(_STATE["model"], pd, _STATE["settings"])
+def _chunk_task(task: tuple[str, int, dict[str, np.ndarray]]) -> tuple[str, dict]:
+    split, chunk, params = task
+    return shard_name(split, chunk), label_chunk(_STATE["model"], params["pd"], _STATE["settings"])
 
 
 def _request_key(request: DCOPFRequest, structure_hash: str, settings: DCOPFCertifierSettings) -> str:
@@ -155,74 +153,40 @@ def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertif
                    workers: int = 1, overwrite: bool = False, progress: ProgressFactory | None = None,
                    name: str | None = None, spec: dict | None = None, scheduler: str | None = None) -> Path:
     """Generate, certify and write a ``dcopf`` instance set; returns the written path (resumable; ``scheduler``
-    sends the shards to a Dask cluster, :func:`bilevelbench.parallel.map_tasks`)."""
-    out = Path(out)
-    check_output_path(out, overwrite)
+    sends the shards to a Dask cluster): :func:`bilevelbench.core.pipeline.generate_sharded`."""
+    check_output_path(Path(out), overwrite)
     settings = settings or DCOPFCertifierSettings()
-    if workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {workers}")
     s, case = load_structure(request.case, request.penalty)
-    key = _request_key(request, s.digest(), settings)
-    store = ShardStore(out, key)
-    try:
-        loads = {split: draws_for(request, s, k) for k, split in enumerate(SPLITS)}
-        tasks = []
-        for split in SPLITS:
-            for chunk, start in enumerate(range(0, loads[split].shape[0], CHUNK)):
-                if not store.has(shard_name(split, chunk)):
-                    tasks.append((split, chunk, loads[split][start:start + CHUNK]))
-        save_missing(store, _chunk_task, tasks, total=sum(request.split_counts().values()),
-                     pending=sum(t[2].shape[0] for t in tasks), progress=progress, workers=workers,
-                     scheduler=scheduler, initializer=_init_worker,
-                     initargs=(request.case, request.penalty, settings), key=key)
-        data = _assemble(request, s, case, settings, loads, store, name, spec)
-        write_instance_set(out, data, overwrite=overwrite)
-    except BaseException:
-        store.close()
-        raise
-    store.finish()
-    return out
+    draws = {split: {"pd": draws_for(request, s, k)} for k, split in enumerate(SPLITS)}
+
+    def assemble(parts: dict[str, list[dict[str, np.ndarray]]]) -> InstanceSetData:
+        return _assemble(request, s, case, settings, draws, parts, name, spec)
+
+    return generate_sharded(out, _request_key(request, s.digest(), settings), draws, SPLITS, CHUNK, _chunk_task,
+                            assemble=assemble, initializer=_init_worker,
+                            initargs=(request.case, request.penalty, settings), workers=workers,
+                            scheduler=scheduler, progress=progress, overwrite=overwrite)
 
 
-def _assemble(request, s, case, settings, loads, store, name, spec=None) -> InstanceSetData:
-    parts = []
-    for split in SPLITS:
-        n = loads[split].shape[0]
-        parts += [store.load(shard_name(split, c)) for c in range((n + CHUNK - 1) // CHUNK)]
-    if not parts:
-        raise UsageError("nothing was generated")
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+def _assemble(request, s, case, settings, draws, parts, name, spec=None) -> InstanceSetData:
+    merged = merge_shards([part for split in SPLITS for part in parts[split]])
     status = [str(v) for v in merged.pop("status")]
     labels = {key: merged[key] for key in (*ARRAY_LABELS, *SCALAR_LABELS, "iterations")}
     labels["status"] = as_fixed_ascii(status, STATUS_DTYPE)
     labels["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
     labels["backend"] = as_fixed_ascii(["highs"] * len(status), BACKEND_DTYPE)
     checks = {key: merged[f"check_{key}"] for key in DCOPF_CHECK_FIELDS}
-    params = {"pd": np.concatenate([loads[split] for split in SPLITS])}
-    splits, start = {}, 0
-    for split in SPLITS:
-        n = loads[split].shape[0]
-        splits[split] = np.arange(start, start + n, dtype=np.int64)
-        start += n
-    attrs = {
-        "family": dcopf.FAMILY,
-        "generator_version": GENERATOR_VERSION,
-        "bilevelbench_version": bilevelbench.__version__,
-        "seed": int(request.seed),
-        "size": s.size,
-        "structure_hash": s.digest(),
-        "certifier_settings": {**settings.as_dict(), "backend_used": "highs"},
-        "package_versions": package_versions(),
-        "backend_versions": {"highs": _highs_version()},
-        "sampling": {**asdict(request), "sampler": "pd = alpha * eta (.) pd_ref, alpha ~ U[lo, hi] per instance, "
-                                                   "eta ~ U[1 - noise, 1 + noise] per bus"},
-        "dcopf": {"case": case.name, "case_sha256": case.sha256, "case_source": case.source,
-                  "case_header": case.header, "out_of_service": dict(case.out_of_service)},
-        **({"name": name} if name else {}),
-        **({"spec": spec} if spec else {}),
-    }
+    params = {"pd": np.concatenate([draws[split]["pd"] for split in SPLITS])}
+    attrs = root_attrs(
+        dcopf.FAMILY, GENERATOR_VERSION, request.seed, s, name=name, spec=spec,
+        certifier_settings={**settings.as_dict(), "backend_used": "highs"},
+        backend_versions={"highs": _highs_version()},
+        sampling={**asdict(request), "sampler": "pd = alpha * eta (.) pd_ref, alpha ~ U[lo, hi] per instance, "
+                                                "eta ~ U[1 - noise, 1 + noise] per bus"},
+        dcopf={"case": case.name, "case_sha256": case.sha256, "case_source": case.source,
+               "case_header": case.header, "out_of_service": dict(case.out_of_service)})
     return InstanceSetData(attrs=attrs, structure=s.arrays(), params=params, labels=labels, checks=checks,
-                           splits=splits)
+                           splits=split_positions({split: draws[split]["pd"].shape[0] for split in SPLITS}))
 
 
 def _highs_version() -> str:
@@ -230,5 +194,5 @@ def _highs_version() -> str:
 
     try:
         return f"HiGHS {_highs().version()}"
-    except Exception:  # noqa: BLE001 - version strings are informative only
+    except Exception:
         return "HiGHS"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore, row_chunks, stored_references, usable_rows
+from bilevelbench.evaluate.scoring import SplitScore, score_rows
 from bilevelbench.families.dcopf.problem import DCOPFStructure
 
 FLOAT_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "balance_violation", "generator_violation",
@@ -72,24 +72,13 @@ def score_dcopf(structure: DCOPFStructure, params: dict[str, np.ndarray], labels
     """
     s = structure
     pd = np.asarray(params["pd"], float)
-    n = pd.shape[0]
-    values = {key: np.full(n, np.nan) for key in FLOAT_FIELDS}
-    feasible = np.zeros(n, bool)
-    scored = np.zeros(n, bool)
-    reference = stored_references(labels)
-    finite, failures = usable_rows(pg, answered, reasons, "pg")
-    for part in row_chunks(np.flatnonzero(finite), n, chunk, progress):
-        measured = violations(s, pg[part], pd[part])
-        for key, value in measured.items():
-            values[key][part] = value
-        obj = measured["objective"]
-        values["reference_objective"][part] = reference[part]
-        values["gap"][part] = metrics.relative_gap(obj, reference[part])
-        values["signed_gap"][part] = metrics.signed_relative_gap(obj, reference[part])
-        scored[part] = True
-        feasible[part] = (measured["balance_violated"] == 0) & (measured["generator_violated"] == 0)
-    return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
-                      references_missing=int(np.sum(~np.isfinite(reference))))
+
+    def measure(rows: np.ndarray, reference: np.ndarray) -> tuple[dict, np.ndarray]:
+        out = violations(s, pg[rows], pd[rows])
+        return out, (out["balance_violated"] == 0) & (out["generator_violated"] == 0)
+
+    return score_rows(pg, answered, reasons, labels, FLOAT_FIELDS, measure, name="pg", chunk=chunk,
+                      progress=progress)
 
 
 def headline_metrics(score: SplitScore, agg: dict[str, dict]) -> dict:

@@ -136,7 +136,7 @@ class Journal:
         else:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(json.dumps({"key": key}) + "\n")
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._f = open(path, "a", encoding="utf-8")
 
     def add(self, split: str, draw: int, label: MIQPLabel) -> None:
         self.done[(split, draw)] = label
@@ -385,7 +385,7 @@ def _highs_version() -> str:
 
     try:
         return f"HiGHS {_highs().version()}"
-    except Exception:  # noqa: BLE001 - version strings are informative only
+    except Exception:
         return "HiGHS"
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bilevelbench.evaluate import metrics
-from bilevelbench.evaluate.scoring import SplitScore, stored_references, usable_rows
+from bilevelbench.evaluate.scoring import SplitScore, score_rows
 from bilevelbench.families.mimpc.miqp import MIQPStructure, bound_residual, objective, row_residual, row_scale
 
 BASE_FIELDS = ("objective", "reference_objective", "gap", "signed_gap", "paper_gap", "integrality",
@@ -96,30 +96,15 @@ def score_miqp(structure: MIQPStructure, params: dict[str, np.ndarray], labels: 
     """
     s = structure
     theta = np.asarray(params["theta"], float)
-    n = theta.shape[0]
-    values = {key: np.full(n, np.nan) for key in float_fields(s)}
-    feasible = np.zeros(n, bool)
-    scored = np.zeros(n, bool)
-    reference = stored_references(labels)
-    finite, failures = usable_rows(x, answered, reasons, "x")
-    idx = np.flatnonzero(finite)
-    if idx.size:
-        xs, ts = x[idx], theta[idx]
-        for key, value in violations(s, xs, ts).items():
-            values[key][idx] = value
-        obj = objective(s, xs, ts)
-        values["objective"][idx] = obj
-        values["reference_objective"][idx] = reference[idx]
-        values["gap"][idx] = metrics.relative_gap(obj, reference[idx])
-        values["signed_gap"][idx] = metrics.signed_relative_gap(obj, reference[idx])
+
+    def measure(rows: np.ndarray, reference: np.ndarray) -> tuple[dict, np.ndarray]:
+        out = violations(s, x[rows], theta[rows])
+        out["objective"] = objective(s, x[rows], theta[rows])
         if paper_offset is not None:
-            values["paper_gap"][idx] = paper_gap(obj, reference[idx], paper_offset)
-        scored[idx] = True
-        feasible[idx] = (values["integer_violated"][idx] == 0) & (values["continuous_violated"][idx] == 0)
-    if progress is not None:
-        progress(n)
-    return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
-                      references_missing=int(np.sum(~np.isfinite(reference))))
+            out["paper_gap"] = paper_gap(out["objective"], reference, paper_offset)
+        return out, (out["integer_violated"] == 0) & (out["continuous_violated"] == 0)
+
+    return score_rows(x, answered, reasons, labels, float_fields(s), measure, name="x", progress=progress)
 
 
 def headline_metrics(score: SplitScore, agg: dict[str, dict]) -> dict:

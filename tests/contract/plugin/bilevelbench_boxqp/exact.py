@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bilevelbench.solvers import Prediction, Solver
-
 from bilevelbench_boxqp import problem
 
 

@@ -78,31 +78,20 @@ class BoxQP(Family):
 
     def score(self, ds, answers, progress=None):
         from bilevelbench.evaluate import metrics
-        from bilevelbench.evaluate.scoring import SplitScore, stored_references, usable_rows
+        from bilevelbench.evaluate.scoring import score_rows
 
         from bilevelbench_boxqp import problem
 
-        s = ds.structure
-        p = answers.params["p"]
-        n = p.shape[0]
-        values = {key: np.full(n, np.nan) for key in ("objective", "reference_objective", "gap", "signed_gap",
-                                                      "box_violation")}
-        reference = stored_references(answers.labels)
-        finite, failures = usable_rows(answers.y, answers.answered, answers.reasons, "x")
-        rows = np.flatnonzero(finite)
-        feasible = np.zeros(n, bool)
-        if rows.size:
-            f = problem.objective(s, answers.y[rows], p[rows])
-            values["objective"][rows] = f
-            values["reference_objective"][rows] = reference[rows]
-            values["gap"][rows] = metrics.relative_gap(f, reference[rows])
-            values["signed_gap"][rows] = metrics.signed_relative_gap(f, reference[rows])
-            values["box_violation"][rows] = problem.box_violation(s, answers.y[rows])
-            feasible[rows] = values["box_violation"][rows] <= metrics.FEASIBILITY_TOL
-        if progress is not None:
-            progress(n)
-        return SplitScore(values=values, feasible=feasible, scored=finite, failures=failures,
-                          references_missing=int(np.sum(~np.isfinite(reference))))
+        s, p, x = ds.structure, answers.params["p"], answers.y
+
+        def measure(rows, reference):
+            box = problem.box_violation(s, x[rows])
+            return {"objective": problem.objective(s, x[rows], p[rows]), "box_violation": box}, \
+                box <= metrics.FEASIBILITY_TOL
+
+        return score_rows(x, answers.answered, answers.reasons, answers.labels,
+                          ("objective", "reference_objective", "gap", "signed_gap", "box_violation"), measure,
+                          name="x", progress=progress)
 
     def headline_metrics(self, score, aggregates):
         return {"box_violation_mean": aggregates["box_violation"]["mean"]}

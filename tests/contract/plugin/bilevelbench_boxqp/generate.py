@@ -9,7 +9,6 @@ import numpy as np
 from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import SPLITS, InstanceSetData
 from bilevelbench.data.shards import request_key, shard_name
-
 from bilevelbench_boxqp import problem
 
 GENERATOR_VERSION = 1

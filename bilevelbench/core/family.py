@@ -224,6 +224,11 @@ class Family:
         """The :class:`Option` called ``name``, or None."""
         return next((o for o in self.options if o.name == name), None)
 
+    def sample(self, ds: InstanceSet, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """``n`` fresh parameter draws from the distribution ``ds`` was sampled from (its structure and recorded
+        sampling settings): unlabeled instances for self-supervised training or for probing a proxy."""
+        raise NotImplementedError(f"family {self.name!r} does not implement sample()")
+
     # -- reading ------------------------------------------------------------------------------------------
     def structure(self, data: InstanceSetData):
         """Rebuild the structure shared by every instance from a file's content.

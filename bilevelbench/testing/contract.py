@@ -117,6 +117,17 @@ def check_file_matches_descriptor(tiny: TinySet) -> None:
     assert all(key in batch for key in (*f.param_fields, *f.label_fields))
 
 
+def check_sample(tiny: TinySet) -> None:
+    """``Family.sample`` draws fresh parameters shaped like the file's, finite, reproducible from the seed."""
+    ds = tiny.open()
+    first = tiny.family.sample(ds, np.random.default_rng(7), 3)
+    again = tiny.family.sample(ds, np.random.default_rng(7), 3)
+    assert set(first) == set(tiny.family.param_fields), f"sample() gave {sorted(first)}"
+    for key, value in first.items():
+        assert value.shape == (3, *ds.params[key].shape[1:]), f"{key}: shape {value.shape}"
+        assert np.all(np.isfinite(value)) and np.array_equal(value, again[key])
+
+
 def check_info_and_digest(tiny: TinySet) -> None:
     """``info`` prints the content digest, and a second generation of the same arguments has the same one."""
     first = run_cli("info", str(tiny.path))
@@ -230,5 +241,5 @@ def check_bad_input(tiny: TinySet) -> None:
 
 
 #: Every check, in the order the suite runs them.
-CHECKS = (check_file_matches_descriptor, check_info_and_digest, check_verify, check_verify_oracle,
+CHECKS = (check_file_matches_descriptor, check_sample, check_info_and_digest, check_verify, check_verify_oracle,
           check_evaluate_exact, check_check_solver, check_score_predictions, check_leaderboard, check_bad_input)

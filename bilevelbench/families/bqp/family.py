@@ -67,6 +67,11 @@ class BQP(Family):
                             progress=request.progress, name=request.name, spec=request.spec,
                             scheduler=request.scheduler)
 
+    def sample(self, ds, rng, n):
+        from bilevelbench.families.bqp.problem import sample_params
+
+        return sample_params(rng, ds.structure, n)
+
     def structure(self, data):
         from bilevelbench.families.bqp.problem import STRUCTURE_KEYS, BQPStructure
 

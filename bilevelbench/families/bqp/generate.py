@@ -19,6 +19,7 @@ import numpy as np
 
 import bilevelbench
 from bilevelbench.core.backends import backend_version
+from bilevelbench.core.pipeline import generate_sharded, merge_shards
 from bilevelbench.core.statuses import SOLUTION_STATUSES
 from bilevelbench.core.versions import package_versions
 from bilevelbench.data.hdf5 import (
@@ -28,8 +29,8 @@ from bilevelbench.data.hdf5 import (
     InstanceSetData,
     as_fixed_ascii,
     check_output_path,
-    write_instance_set,
 )
+from bilevelbench.data.shards import shard_name
 from bilevelbench.errors import UsageError
 from bilevelbench.families.bqp import problem as bqp
 from bilevelbench.families.bqp.certifier import Certifier, CertifierSettings
@@ -124,18 +125,18 @@ def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict,
 SHARD = 20
 
 
-def _bqp_shard(task: tuple[str, np.ndarray, np.ndarray, np.ndarray]) -> tuple[str, dict]:
+def _bqp_shard(task: tuple[str, int, dict[str, np.ndarray]]) -> tuple[str, dict]:
     """Certify one shard (in whichever worker runs it); returns its name and its label arrays."""
-    name, index, c, d = task
+    split, chunk, params = task
     assert _WORKER is not None
-    labels = [_WORKER.certify(c[k], d[k]) for k in range(index.shape[0])]
+    c, d = params["c"], params["d"]
+    labels = [_WORKER.certify(c[k], d[k]) for k in range(c.shape[0])]
     s = _WORKER.s
     arrays, checks = labels_to_arrays(labels, s.m, s.n, s.n_lower_constraints)
     arrays.update({f"check_{k}": v for k, v in checks.items()})
-    arrays["index"] = index
     for key in ("status", "backend"):
         arrays[key] = arrays[key].astype("U32")
-    return name, arrays
+    return shard_name(split, chunk), arrays
 
 
 def _init_bqp_worker(structure: bqp.BQPStructure, settings: CertifierSettings) -> None:
@@ -149,66 +150,48 @@ def generate_bqp(request: BQPRequest, out: Path | str, settings: CertifierSettin
     """Generate, certify and write a BQP instance set; returns the written path.
 
     Nothing is written under ``out`` unless the whole set was generated. Labels are computed in shards of
-    :data:`SHARD` instances kept in ``OUT.partial/`` (:class:`~bilevelbench.data.shards.ShardStore`), so a
-    killed run resumes where it stopped and gives the same file; ``scheduler`` sends the shards to a Dask
-    cluster (:func:`bilevelbench.parallel.map_tasks`). ``name`` and ``spec`` (from a dataset spec) are
-    stored as root attributes.
+    :data:`SHARD` instances by the core pipeline (:func:`bilevelbench.core.pipeline.generate_sharded`: kept in
+    ``OUT.partial/``, so a killed run resumes where it stopped and gives the same content; ``scheduler`` sends the
+    shards to a Dask cluster). ``name`` and ``spec`` (from a dataset spec) are stored as root attributes.
     """
-    from bilevelbench.data.shards import ShardStore, save_missing
-
-    out = Path(out)
-    check_output_path(out, overwrite)
+    check_output_path(Path(out), overwrite)
     settings = settings or CertifierSettings()
-    if workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {workers}")
     structure = structure_for(request)
     params, splits = params_for(request, structure)
-    n_total = params["c"].shape[0]
-    to_label = np.array([i for split in SPLITS if split != "train" or request.label_train for i in splits[split]],
-                        dtype=np.int64)
-    key = _request_key(request, structure, settings)
-    store = ShardStore(out, key)
-    try:
-        shards = [(f"shard-{k:06d}", to_label[start:start + SHARD])
-                  for k, start in enumerate(range(0, to_label.shape[0], SHARD))]
-        todo = [(sname, idx, params["c"][idx], params["d"][idx]) for sname, idx in shards if not store.has(sname)]
-        log.info("certifying %d of %d instances (%s, backend %s, %d shards to do, %s)", to_label.shape[0], n_total,
-                 structure.size, settings.backend, len(todo), scheduler or f"{workers} worker(s)")
-        save_missing(store, _bqp_shard, todo, total=int(to_label.shape[0]),
-                     pending=sum(t[1].shape[0] for t in todo), progress=progress, workers=workers,
-                     scheduler=scheduler, initializer=_init_bqp_worker, initargs=(structure, settings), key=key)
-        parts = [store.load(sname) for sname, _ in shards]
+    draws = {split: {key: params[key][splits[split]] for key in ("c", "d")} for split in SPLITS}
+    labelled = tuple(split for split in SPLITS if split != "train" or request.label_train)
+    log.info("certifying %s (%s, backend %s, %s)", ", ".join(f"{k} {len(splits[k])}" for k in labelled),
+             structure.size, settings.backend, scheduler or f"{workers} worker(s)")
+
+    def assemble(parts: dict[str, list[dict[str, np.ndarray]]]) -> InstanceSetData:
         p = structure.n_lower_constraints
-        empty = Label.empty(structure.m, structure.n, p, "unlabeled", "train split generated with --no-label-train")
-        label_arrays, checks = labels_to_arrays([empty] * n_total, structure.m, structure.n, p)
-        label_arrays["status"] = label_arrays["status"].astype(STATUS_DTYPE)
-        for part in parts:
-            idx = part["index"]
-            for key_ in label_arrays:
-                value = part[key_]
-                if key_ == "status":
-                    value = as_fixed_ascii([str(v) for v in value], STATUS_DTYPE)
-                elif key_ == "backend":
-                    value = as_fixed_ascii([str(v) for v in value], BACKEND_DTYPE)
-                label_arrays[key_] = _place(label_arrays[key_], idx, value)
-            for key_ in checks:
-                checks[key_][idx] = part[f"check_{key_}"]
-        used_backends = sorted({str(v) for part in parts for v in part["backend"] if str(v)})
-        _write_bqp(out, request, structure, settings, params, splits, label_arrays, checks, used_backends, name,
-                   spec, overwrite)
-    except BaseException:
-        store.close()
-        raise
-    store.finish()
-    return out
+        blocks = []
+        for split in SPLITS:
+            if split in labelled:
+                blocks += parts[split]
+            elif len(splits[split]):
+                empty = Label.empty(structure.m, structure.n, p, "unlabeled",
+                                    "train split generated with --no-label-train")
+                arrays, checks = labels_to_arrays([empty] * len(splits[split]), structure.m, structure.n, p)
+                arrays.update({f"check_{k}": v for k, v in checks.items()})
+                blocks.append({k: (v.astype("U32") if k in ("status", "backend") else v) for k, v in arrays.items()})
+        merged = merge_shards(blocks)
+        label_arrays = {key: merged[key] for key in LABEL_FIELDS}
+        label_arrays["status"] = as_fixed_ascii([str(v) for v in merged["status"]], STATUS_DTYPE)
+        label_arrays["backend"] = as_fixed_ascii([str(v) for v in merged["backend"]], BACKEND_DTYPE)
+        label_arrays["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
+        checks = {key: merged[f"check_{key}"] for key in CHECK_FIELDS}
+        used = sorted({str(v) for split in labelled for part in parts[split] for v in part["backend"] if str(v)})
+        return _bqp_data(request, structure, settings, params, splits, label_arrays, checks, used, name, spec)
+
+    return generate_sharded(out, _request_key(request, structure, settings), draws, labelled, SHARD, _bqp_shard,
+                            assemble=assemble, initializer=_init_bqp_worker, initargs=(structure, settings),
+                            workers=workers, scheduler=scheduler, progress=progress, overwrite=overwrite)
 
 
-def _place(target: np.ndarray, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """``target`` with rows ``idx`` set to ``value`` (string arrays widened when needed)."""
-    if target.dtype.kind in "US" and value.dtype.itemsize > target.dtype.itemsize:
-        target = target.astype(value.dtype)
-    target[idx] = value
-    return target
+#: The label arrays in the order they are stored.
+LABEL_FIELDS = ("y", "z", "lam", "objective", "status", "reason", "backend", "primal_bound", "dual_bound",
+                "solve_time", "nodes", "bounds_radius")
 
 
 def _request_key(request: BQPRequest, structure: bqp.BQPStructure, settings: CertifierSettings) -> str:
@@ -216,12 +199,13 @@ def _request_key(request: BQPRequest, structure: bqp.BQPStructure, settings: Cer
     import json
 
     blob = json.dumps({"request": asdict(request), "structure": structure.digest(), "settings": settings.as_dict(),
-                       "generator": bqp.GENERATOR_VERSION, "shard": SHARD}, sort_keys=True, default=str)
+                       "generator": bqp.GENERATOR_VERSION, "shard": SHARD, "shards": "per split"}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _write_bqp(out, request, structure, settings, params, splits, label_arrays, checks, used_backends, name, spec,
-               overwrite) -> None:
+def _bqp_data(request, structure, settings, params, splits, label_arrays, checks, used_backends, name, spec
+              ) -> InstanceSetData:
     backend_versions = {b: backend_version(b) for b in used_backends}
     attrs = {
         "family": bqp.FAMILY,
@@ -241,10 +225,5 @@ def _write_bqp(out, request, structure, settings, params, splits, label_arrays, 
                      "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",
                      "H": "S S' + lower_ridge I, S ~ U(0,1)^(n x n)", "Q": "R R', R ~ U(0,1)^(m x m)"},
     }
-    data = InstanceSetData(attrs=attrs, structure=structure.arrays(), params=params, labels=label_arrays,
+    return InstanceSetData(attrs=attrs, structure=structure.arrays(), params=params, labels=label_arrays,
                            checks=checks, splits=splits)
-    write_instance_set(out, data, overwrite=overwrite)
-    times = label_arrays["solve_time"][np.isfinite(label_arrays["solve_time"])]
-    if times.size:
-        log.info("median certification time %.4f s over %d labels", float(np.median(times)), times.size)
-

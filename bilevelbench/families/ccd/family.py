@@ -55,6 +55,13 @@ class CCD(Family):
                             progress=request.progress, name=request.name, spec=request.spec,
                             scheduler=request.scheduler)
 
+    def sample(self, ds, rng, n):
+        from bilevelbench.families.ccd import hvac, twotank
+
+        if self.name == twotank.FAMILY:
+            return {"p": twotank.sample_targets(rng, n)}
+        return hvac.sample_instances(ds.structure, rng, n)
+
     def structure(self, data):
         from bilevelbench.families.ccd.generate import structure_from_arrays
 

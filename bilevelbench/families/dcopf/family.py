@@ -65,6 +65,14 @@ class DCOPF(Family):
                               overwrite=request.overwrite, progress=request.progress, name=request.name,
                               spec=request.spec, scheduler=request.scheduler)
 
+    def sample(self, ds, rng, n):
+        from bilevelbench.families.dcopf.problem import sample_loads
+
+        sampling = ds.meta.get("sampling", {})
+        scale = tuple(float(v) for v in sampling.get("load_scale", self.option("load_scale").default))
+        noise = float(sampling.get("load_noise", self.option("load_noise").default))
+        return {"pd": sample_loads(ds.structure, rng, n, scale, noise)}
+
     def structure(self, data):
         from bilevelbench.families.dcopf.problem import structure_from_arrays
 

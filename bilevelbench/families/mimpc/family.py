@@ -69,6 +69,11 @@ class MIMPC(Family):
                              overwrite=request.overwrite, progress=request.progress, name=request.name,
                              spec=request.spec, scheduler=request.scheduler)
 
+    def sample(self, ds, rng, n):
+        from bilevelbench.families.mimpc.problem import sample_theta
+
+        return {"theta": sample_theta(self.name, rng, n)}
+
     def structure(self, data):
         from bilevelbench.errors import SchemaError
         from bilevelbench.families.mimpc.miqp import STRUCTURE_KEYS, MIQPStructure

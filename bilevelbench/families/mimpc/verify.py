@@ -14,16 +14,22 @@ ORACLE_TOL = 1e-6
 def label_checker(ds) -> LabelCheck:
     """Re-check every label with HiGHS only (no MIQP solver involved).
 
-    Certified labels: integrality, rows and bounds (<= 1e-7 scaled), the stored objective equals ``f`` at the
-    stored point, the continuous QP re-solved with the stored integers is not better than the stored point
-    (<= 1e-6 relative), and the stored dual bound is within 1e-6 of the objective. Infeasible labels: HiGHS's
-    MILP proves infeasibility again. Other statuses must store no point.
+    Certified labels, under the tolerances recorded in the file (``certifier_settings``: ``feasibility_tol``,
+    ``agreement_tol``, ``gap``; defaults 1e-7, 1e-6, 1e-6): exact integrality, rows and bounds within
+    ``feasibility_tol`` (scaled), the stored objective equal to ``f`` at the stored point (1e-9 relative: a
+    recomputation), the continuous QP re-solved with the stored integers not better than the stored point (within
+    ``agreement_tol``), and the stored dual bound within ``gap`` of the objective. Infeasible labels: HiGHS's MILP
+    proves infeasibility again. Other statuses must store no point.
     """
-    from bilevelbench.families.mimpc.certify import check_point
+    from bilevelbench.families.mimpc.certify import MIQPCertifierSettings, check_point
     from bilevelbench.families.mimpc.miqp import integer_feasibility, objective, solve_fixed_integers
 
     s = ds.structure
     params, labels = ds.params, ds.labels
+    recorded = ds.meta.get("certifier_settings", {})
+    defaults = MIQPCertifierSettings()
+    feas, agree, gap = (float(recorded.get(key, getattr(defaults, key)))
+                        for key in ("feasibility_tol", "agreement_tol", "gap"))
 
     def check(pos: int, status: str) -> list[str]:
         theta, x = params["theta"][pos], labels["x"][pos]
@@ -33,16 +39,16 @@ def label_checker(ds) -> LabelCheck:
         elif status == "certified_optimal":
             f_stored = float(labels["objective"][pos])
             rows, bounds, integ = check_point(s, theta, x)
-            if max(rows, bounds) > 1e-7 or integ > 0:
+            if max(rows, bounds) > feas or integ > 0:
                 problems.append(f"stored point violates rows {rows:.1e} / bounds {bounds:.1e} / integrality {integ:.1e}")
             f = float(objective(s, x, theta)[0])
             if abs(f - f_stored) > 1e-9 * max(1.0, abs(f)):
                 problems.append(f"stored objective {f_stored:.10g} differs from f(x) = {f:.10g}")
             fixed = solve_fixed_integers(s, theta, x[s.integer])
-            if fixed.status != "optimal" or fixed.objective < f - 1e-6 * max(1.0, abs(f)):
+            if fixed.status != "optimal" or fixed.objective < f - agree * max(1.0, abs(f)):
                 problems.append(f"re-solving the continuous part gives {fixed.status} {fixed.objective:.10g} < {f:.10g}")
-            if f - float(labels["dual_bound"][pos]) > 1e-6 * max(1.0, abs(f)):
-                problems.append(f"gap to the stored dual bound {labels['dual_bound'][pos]:.10g} exceeds 1e-6")
+            if f - float(labels["dual_bound"][pos]) > gap * max(1.0, abs(f)):
+                problems.append(f"gap to the stored dual bound {labels['dual_bound'][pos]:.10g} exceeds {gap:g}")
         elif status == "infeasible":
             verdict = integer_feasibility(s, theta)
             if verdict != "infeasible":

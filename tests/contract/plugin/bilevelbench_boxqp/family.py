@@ -31,6 +31,9 @@ class BoxQP(Family):
 
         return generate(request)
 
+    def sample(self, ds, rng, n):
+        return {"p": rng.normal(size=(n, ds.structure.k))}
+
     def structure(self, data):
         from bilevelbench_boxqp.problem import KEYS, BoxQPStructure
 

@@ -22,7 +22,7 @@ from bilevelbench.families.dcopf.proxy import (
     hypersimplex_projection,
     project_numpy,
 )
-from tests.families.test_dcopf import three_bus
+from tests.families.dcopf.test_problem import three_bus
 
 F64 = torch.float64
 

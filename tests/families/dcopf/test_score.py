@@ -12,7 +12,7 @@ from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.evaluate.evaluator import score_split
 from bilevelbench.evaluate.records import build_record
 from bilevelbench.families.dcopf.score import score_dcopf
-from tests.families.test_dcopf import three_bus
+from tests.families.dcopf.test_problem import three_bus
 
 
 def test_three_bus_scores_by_hand():

@@ -7,7 +7,7 @@ import pytest
 
 from bilevelbench.errors import UsageError
 from bilevelbench.families.dcopf.certify import DCOPFCertifierSettings, DCOPFModel, certify_dcopf, check_label
-from tests.families.test_dcopf import three_bus
+from tests.families.dcopf.test_problem import three_bus
 
 SETTINGS = DCOPFCertifierSettings()
 

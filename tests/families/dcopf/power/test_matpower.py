@@ -96,7 +96,7 @@ def test_shipped_files_match_source_md() -> None:
 
 
 def test_case_files_are_package_data() -> None:
-    pyproject = tomllib.loads((HERE.parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((HERE.parents[3] / "pyproject.toml").read_text())
     assert "cases/*" in pyproject["tool"]["setuptools"]["package-data"]["bilevelbench.families.dcopf.power"]
 
 

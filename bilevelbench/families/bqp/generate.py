@@ -19,7 +19,7 @@ import numpy as np
 
 import bilevelbench
 from bilevelbench.core.backends import backend_version
-from bilevelbench.core.pipeline import generate_sharded, merge_shards
+from bilevelbench.core.pipeline import SplitRequest, generate_sharded, merge_shards
 from bilevelbench.core.statuses import SOLUTION_STATUSES
 from bilevelbench.core.versions import package_versions
 from bilevelbench.data.hdf5 import (
@@ -31,7 +31,6 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
 )
 from bilevelbench.data.shards import shard_name
-from bilevelbench.errors import UsageError
 from bilevelbench.families.bqp import problem as bqp
 from bilevelbench.families.bqp.certifier import Certifier, CertifierSettings
 from bilevelbench.families.bqp.checks import CHECK_FIELDS
@@ -43,7 +42,7 @@ ProgressFactory = Callable[[int], "object"]
 
 
 @dataclass(frozen=True)
-class BQPRequest:
+class BQPRequest(SplitRequest):
     """What to generate: sizes, split counts, seed and sampling settings."""
 
     m: int
@@ -58,16 +57,7 @@ class BQPRequest:
     lower_ridge: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_valid", "n_test"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.n_train + self.n_valid + self.n_test == 0:
-            raise UsageError("nothing to generate: --n-train, --n-valid and --n-test are all 0")
-        if not 0 <= self.seed < 2**63:
-            raise UsageError(f"--seed must be a non-negative integer below 2**63, got {self.seed}")
-
-    def split_counts(self) -> dict[str, int]:
-        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
+        self.check_counts()
 
 
 def structure_for(request: BQPRequest) -> bqp.BQPStructure:
@@ -92,7 +82,6 @@ def params_for(request: BQPRequest, structure: bqp.BQPStructure) -> tuple[dict[s
 
 # -- worker processes -----------------------------------------------------------------
 _WORKER: Certifier | None = None
-
 
 
 def labels_to_arrays(labels: list[Label], m: int, n: int, p: int) -> tuple[dict, dict]:

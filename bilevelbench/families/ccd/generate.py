@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import bilevelbench
-from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.pipeline import SplitRequest, generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -54,7 +54,7 @@ ProgressFactory = Callable[[int], "object"]
 
 
 @dataclass(frozen=True)
-class CCDRequest:
+class CCDRequest(SplitRequest):
     """What to generate: a family, split sizes, the seed and which splits get labels."""
 
     family: str
@@ -68,17 +68,10 @@ class CCDRequest:
         if self.family not in FAMILIES:
             raise UsageError(f"family {self.family!r} is not a control co-design family; expected one of "
                              f"{', '.join(FAMILIES)}")
-        for name in ("n_train", "n_valid", "n_test"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.n_train + self.n_valid + self.n_test == 0:
-            raise UsageError("nothing to generate: n_train, n_valid and n_test are all 0")
+        self.check_counts()
         bad = [s for s in self.label_splits if s not in SPLITS]
         if bad:
             raise UsageError(f"label_splits {bad} unknown; expected names among {', '.join(SPLITS)}")
-
-    def split_counts(self) -> dict[str, int]:
-        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
 
 
 def structure_for(family: str):

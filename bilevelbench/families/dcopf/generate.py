@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.pipeline import SplitRequest, generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -47,7 +47,7 @@ ProgressFactory = Callable[[int], "object"]
 
 
 @dataclass(frozen=True)
-class DCOPFRequest:
+class DCOPFRequest(SplitRequest):
     """What to generate: a case, split sizes, the load distribution and the thermal penalty."""
 
     case: str
@@ -60,13 +60,7 @@ class DCOPFRequest:
     penalty: float = dcopf.DEFAULT_PENALTY
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_valid", "n_test"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.n_train + self.n_valid + self.n_test == 0:
-            raise UsageError("nothing to generate: n_train, n_valid and n_test are all 0")
-        if not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be a non-negative integer below 2**63, got {self.seed}")
+        self.check_counts()
         lo, hi = self.load_scale
         if not (0 <= lo <= hi and np.isfinite(hi)):
             raise UsageError(f"--load-scale must be LO,HI with 0 <= LO <= HI, got {lo},{hi}")
@@ -74,9 +68,6 @@ class DCOPFRequest:
             raise UsageError(f"--load-noise must be in [0, 1), got {self.load_noise}")
         if not (np.isfinite(self.penalty) and self.penalty > 0):
             raise UsageError(f"--penalty must be positive, got {self.penalty}")
-
-    def split_counts(self) -> dict[str, int]:
-        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
 
 
 def draws_for(request: DCOPFRequest, s: DCOPFStructure, split_k: int) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 
 import bilevelbench
 from bilevelbench.core.backends import backend_version
+from bilevelbench.core.pipeline import SplitRequest
 from bilevelbench.core.statuses import SOLUTION_STATUSES
 from bilevelbench.core.versions import package_versions
 from bilevelbench.data.hdf5 import (
@@ -63,7 +64,7 @@ INFEASIBLE_SPLIT = "infeasible"
 
 
 @dataclass(frozen=True)
-class MIQPRequest:
+class MIQPRequest(SplitRequest):
     """What to generate for a mixed-integer family."""
 
     family: str
@@ -78,21 +79,15 @@ class MIQPRequest:
     def __post_init__(self) -> None:
         if self.family not in mimpc.FAMILIES:
             raise UsageError(f"unknown mixed-integer family {self.family!r}; expected {', '.join(mimpc.FAMILIES)}")
-        for name in ("n_train", "n_valid", "n_test", "closed_loop_episodes", "closed_loop_steps"):
+        self.check_counts()
+        for name in ("closed_loop_episodes", "closed_loop_steps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.n_train + self.n_valid + self.n_test == 0:
-            raise UsageError("nothing to generate: n_train, n_valid and n_test are all 0")
         if self.closed_loop_episodes > self.n_test:
             raise UsageError(f"closed_loop_episodes ({self.closed_loop_episodes}) cannot exceed n_test "
                              f"({self.n_test})")
         if self.closed_loop_episodes and self.closed_loop_steps < 1:
             raise UsageError("closed_loop_steps must be >= 1 when closed_loop_episodes > 0")
-        if not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be a non-negative integer below 2**63, got {self.seed}")
-
-    def split_counts(self) -> dict[str, int]:
-        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
 
 
 def max_draws(request: MIQPRequest, split_k: int) -> int:

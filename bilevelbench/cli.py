@@ -371,7 +371,10 @@ def _run_families(args: argparse.Namespace) -> int:
         print(f"{name}\n  {family.title}\n  decision {family.decision}{follower}; parameters "
               f"{', '.join(family.param_fields)}; labels {', '.join(family.label_fields)}\n"
               f"  exact solver {family.exact_solver or 'none'}; verify --oracle: {family.oracle_method or 'none'}"
-              f"\n  options {', '.join(o.flag for o in family.options) or 'none'}; docs {family.docs}")
+              f"\n  options {', '.join(o.flag for o in family.options) or 'none'}; docs {family.docs}"
+              + (f"\n  splits beyond train/valid/test: {', '.join(family.extra_splits)}" if family.extra_splits
+                 else "")
+              + ("\n  evaluate --closed-loop: yes" if family.closed_loop else ""))
     for name, why in broken_plugins().items():
         print(f"{name}\n  plugin installed but not loaded: {why}")
     return 0

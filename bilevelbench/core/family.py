@@ -200,17 +200,16 @@ class Family:
     seed_stream: int = 0
     #: Family-specific generation settings (flags and spec keys).
     options: tuple[Option, ...] = ()
-    #: Label backends a spec may name (``backend = "..."``); empty when the family has a single fixed one.
-    backends: tuple[str, ...] = ()
     #: Columns that replace the leaderboard's "coupling violation" column for this family.
     leaderboard_columns: tuple[Column, ...] = ()
     #: The metric ranked on after the feasible rate (smaller is better).
     rank_metric: str = "gap_mean"
     #: The exact reference solver as ``module:Class`` (run by ``evaluate`` for ``speedup_vs_exact``).
     exact_solver: str = ""
-    #: Whether ``evaluate --closed-loop`` applies.
+    #: Whether ``evaluate --closed-loop`` applies (shown by ``bilevelbench families``).
     closed_loop: bool = False
-    #: Extra splits the family may write besides train, valid and test (for example ``infeasible``).
+    #: Extra splits the family may write besides train, valid and test (for example ``infeasible``; shown by
+    #: ``bilevelbench families``).
     extra_splits: tuple[str, ...] = ()
     #: What ``verify --oracle`` re-solves the labels with (empty: the family has no oracle).
     oracle_method: str = ""

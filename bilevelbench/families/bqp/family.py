@@ -36,15 +36,14 @@ class BQP(Family):
                metavar="K"),
         Option("lower_constraints", int, None, "rows of F (default ceil(5N/6): 5 for 9x6 as in the authors' code)",
                metavar="K"),
-        Option("lower_ridge", float, 0.1, "H = S S' + R I makes the follower's response unique (default 0.1)",
+        Option("lower_ridge", float, 0.1, "H = S S' + R I makes the follower's response unique",
                metavar="R"),
         Option("backend", str, "scip", "exact solver: scip (bundled), gurobi (needs a license that takes the "
                                        "model), auto (gurobi when it can, else scip)",
                choices=("scip", "gurobi", "auto"), run_setting=True),
         Option("time_limit", float, 120.0, "seconds per instance; an unfinished solve is stored as best_known "
-                                           "with its gap (default 120)", metavar="SEC", run_setting=True),
+                                           "with its gap", metavar="SEC", run_setting=True),
     )
-    backends = ("scip", "gurobi", "auto")
     leaderboard_columns = (Column("coupling_violation_mean", "coupling violation mean"),)
     exact_solver = "bilevelbench.families.bqp.exact:ExactBQPSolver"
 

@@ -23,12 +23,11 @@ class CCD(Family):
     seed_stream = 3
     options = (
         Option("label_splits", list, ["test"], "splits that get best-known labels (they are costly; the others are "
-                                               "stored unlabeled for self-supervised methods; default test)",
+                                               "stored unlabeled for self-supervised methods)",
                metavar="SPLIT[,SPLIT]", item=str, choices=("train", "valid", "test")),
         Option("backend", str, "search", "labels come from the best-known search (docs/families/ccd.md)",
                choices=("search",), run_setting=True),
     )
-    backends = ("search",)
     leaderboard_columns = (Column("objective_gap", "objective gap vs best-known"),
                            Column("objective_mean", "penalised objective mean"),
                            Column("cost_mean", "cost mean"),

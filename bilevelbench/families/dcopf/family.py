@@ -31,17 +31,16 @@ class DCOPF(Family):
         Option("case", str, None, "PGLib-OPF case: a shipped name (pglib_opf_case14_ieee, _case30_ieee, _case57_ieee, "
                                   "_case118_ieee, _case300_ieee, or short: case118) or the path of any MATPOWER .m "
                                   "file", metavar="NAME|FILE", required=True),
-        Option("load_scale", list, [0.6, 1.0], "pd = alpha * eta (.) pd_ref with alpha ~ U[LO, HI] per instance "
-                                               "(default 0.6,1.0)", metavar="LO,HI", length=2),
-        Option("load_noise", float, 0.15, "eta ~ U[1 - SIGMA, 1 + SIGMA] per bus (default 0.15)", metavar="SIGMA"),
-        Option("penalty", float, 1500.0, "price of thermal-limit violation, $/MW (default 1500, PGLearn's 150000 "
+        Option("load_scale", list, [0.6, 1.0], "pd = alpha * eta (.) pd_ref with alpha ~ U[LO, HI] per instance",
+               metavar="LO,HI", length=2),
+        Option("load_noise", float, 0.15, "eta ~ U[1 - SIGMA, 1 + SIGMA] per bus", metavar="SIGMA"),
+        Option("penalty", float, 1500.0, "price of thermal-limit violation, $/MW (PGLearn's 150000 "
                                          "per unit)", metavar="M"),
         Option("backend", str, "highs", "labels are solved by HiGHS (LP/QP) and certified by their duals",
                choices=("highs",), run_setting=True),
-        Option("time_limit", float, 60.0, "seconds HiGHS may spend on one instance (default 60)", metavar="SEC",
+        Option("time_limit", float, 60.0, "seconds HiGHS may spend on one instance", metavar="SEC",
                run_setting=True),
     )
-    backends = ("highs",)
     leaderboard_columns = (Column("balance_violation_rate", "balance violated"),
                            Column("generator_violation_rate", "gen. limits violated"),
                            Column("thermal_violation_cost_mean", "overload cost mean ($)"))

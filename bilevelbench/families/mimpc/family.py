@@ -19,11 +19,11 @@ OPTIONS = (
     Option("closed_loop_episodes", int, 0, "run the exact MPC in closed loop from the first E test instances and "
                                            "store the episodes as references for evaluate --closed-loop",
            metavar="E"),
-    Option("closed_loop_steps", int, 20, "steps per reference episode (default 20)", metavar="T"),
+    Option("closed_loop_steps", int, 20, "steps per reference episode", metavar="T"),
     Option("backend", str, "auto", "exact solver: auto (gurobi when installed and its license takes the model, "
                                    "else scip), scip or gurobi; labels are re-checked by HiGHS either way",
            choices=("auto", "scip", "gurobi"), run_setting=True),
-    Option("time_limit", float, 600.0, "seconds per instance (default 600)", metavar="SEC", run_setting=True),
+    Option("time_limit", float, 600.0, "seconds per instance", metavar="SEC", run_setting=True),
 )
 
 
@@ -36,7 +36,6 @@ class MIMPC(Family):
     generator_version = "1"
     seed_stream = 1
     options = OPTIONS
-    backends = ("auto", "scip", "gurobi")
     leaderboard_columns = (Column("integer_violation_rate", "integer-only violated"),
                            Column("continuous_violation_rate", "continuous violated"),
                            Column("cost_ratio_mean", "closed-loop cost / exact"))

@@ -95,19 +95,21 @@ def _family_parser(family) -> argparse.ArgumentParser:
     group = p.add_argument_group(f"{family.name} options (also spec keys, with _ for -)")
     for option in family.options:
         default = "" if option.default is None else f" [default: {_shown(option.default)}]"
-        kwargs = {"default": None, "dest": f"opt_{option.name}", "help": option.help + default,
-                  "metavar": option.metavar}
-        if option.type is bool:
-            kwargs.pop("metavar")
-            group.add_argument(option.flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif option.type is list:
-            group.add_argument(option.flag, type=str, **kwargs)
-        else:
-            if option.choices is not None:
-                kwargs["choices"] = option.choices
-                kwargs.pop("metavar")
-            group.add_argument(option.flag, type=option.type, **kwargs)
+        _add_option(group, option, f"opt_{option.name}", option.help + default, typed=True)
     return p
+
+
+def _add_option(group, option, dest: str, help_text: str | None = None, typed: bool = False) -> None:
+    """Add a family :class:`~bilevelbench.core.family.Option` as a flag (bool: ``--x/--no-x``); ``typed`` converts
+    and checks choices at parse time (the family parser), else the text is kept (the probe)."""
+    kwargs = {"default": None, "dest": dest, "help": help_text}
+    if option.type is bool:
+        group.add_argument(option.flag, action=argparse.BooleanOptionalAction, **kwargs)
+    elif typed and option.type is not list and option.choices is not None:
+        group.add_argument(option.flag, type=option.type, choices=option.choices, **kwargs)
+    else:
+        group.add_argument(option.flag, type=option.type if typed and option.type is not list else str,
+                           metavar=option.metavar, **kwargs)
 
 
 def _shown(value) -> str:
@@ -160,13 +162,9 @@ def _probe_parser() -> argparse.ArgumentParser:
     seen = set()
     for family in families().values():
         for option in family.options:
-            if option.flag in seen:
-                continue
-            seen.add(option.flag)
-            if option.type is bool:
-                probe.add_argument(option.flag, action=argparse.BooleanOptionalAction, dest=f"probe_{option.name}")
-            else:
-                probe.add_argument(option.flag, dest=f"probe_{option.name}")
+            if option.flag not in seen:
+                seen.add(option.flag)
+                _add_option(probe, option, f"probe_{option.name}")
     for action in probe._actions:
         action.required = False
     return probe
@@ -212,13 +210,6 @@ def run_generate(argv: list[str], quiet: bool) -> int:
         counts.update(sampling)
         values = flags
     options = check_options(family, values, "generate")
-    for key in ("n_train", "n_valid", "n_test"):
-        if counts[key] < 0:
-            raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {counts[key]}")
-    if counts["n_train"] + counts["n_valid"] + counts["n_test"] == 0:
-        raise UsageError("nothing to generate: --n-train, --n-valid and --n-test are all 0")
-    if not 0 <= counts["seed"] < 2**63:
-        raise UsageError(f"--seed must be a non-negative integer below 2**63, got {counts['seed']}")
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     request = GenerateRequest(out=args.out, **counts, options=options, workers=args.workers,
@@ -227,18 +218,18 @@ def run_generate(argv: list[str], quiet: bool) -> int:
                               name=spec.name if spec is not None else None,
                               spec=_spec_record(spec_path) if spec is not None else None)
     out = family.generate(request)
-    _report_written(out)
+    written = _report_written(out)
     if spec is not None and spec.content_digest:
-        return _check_released_digest(out, spec.content_digest, family)
+        return _check_released_digest(written, spec.content_digest, family)
     return 0
 
 
-def _check_released_digest(out: Path, expected: str, family) -> int:
+def _check_released_digest(ds, expected: str, family) -> int:
     """Compare a regenerated file's content digest with the one its spec records (exit 1 when they differ)."""
     from bilevelbench.data.digest import content_digest
-    from bilevelbench.data.hdf5 import read_instance_set
 
-    got = content_digest(read_instance_set(out), family.timing_fields)
+    out = ds.path
+    got = content_digest(ds.data, family.timing_fields)
     if got == expected:
         print(f"content digest {got} equals the released one (the spec's content_digest)")
         return 0
@@ -248,14 +239,15 @@ def _check_released_digest(out: Path, expected: str, family) -> int:
     return 1
 
 
-def _report_written(out: Path) -> None:
-    """One line on what a generation wrote: split sizes and label statuses."""
+def _report_written(out: Path):
+    """One line on what a generation wrote: split sizes and label statuses; returns the opened set."""
     from bilevelbench.data.instance_set import InstanceSet
 
     ds = InstanceSet.open(out)
     split_sizes = ", ".join(f"{k} {len(ds.split(k))}" for k in ds.split_names)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(ds.status_counts().items()))
     print(f"wrote {out}: {split_sizes}; labels: {counts}")
+    return ds
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:

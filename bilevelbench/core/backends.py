@@ -46,3 +46,12 @@ def backend_version(name: str) -> str:
         return f"HiGHS (highspy {metadata.version('highspy')})"
     raise UsageError(f"backend must be one of scip, gurobi, highs, got {name!r}")
 
+
+def highs_version() -> str:
+    """``HiGHS <version>`` of the HiGHS library in use (recorded with labels that HiGHS solved or checked)."""
+    from bilevelbench.qp import _highs
+
+    try:
+        return f"HiGHS {_highs().version()}"
+    except Exception:  # noqa: BLE001 - version strings are informative only
+        return "HiGHS"

@@ -100,8 +100,34 @@ class Column:
     numeric: bool = True
 
 
+class SplitRequest:
+    """What every family's request dataclass shares: ``n_train``, ``n_valid``, ``n_test`` and ``seed``, checked
+    once here (call :meth:`check_counts` from ``__post_init__``)."""
+
+    n_train: int
+    n_valid: int
+    n_test: int
+    seed: int
+
+    def split_counts(self) -> dict[str, int]:
+        """``{"train": n_train, "valid": n_valid, "test": n_test}``."""
+        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
+
+    def check_counts(self) -> None:
+        """Raise UsageError for a negative count, nothing to generate, or a seed outside ``[0, 2**63)``."""
+        from bilevelbench.errors import UsageError
+
+        for name, count in (("n_train", self.n_train), ("n_valid", self.n_valid), ("n_test", self.n_test)):
+            if count < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {count}")
+        if self.n_train + self.n_valid + self.n_test == 0:
+            raise UsageError("nothing to generate: --n-train, --n-valid and --n-test are all 0")
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed must be a non-negative integer below 2**63, got {self.seed}")
+
+
 @dataclass
-class GenerateRequest:
+class GenerateRequest(SplitRequest):
     """What ``bilevelbench generate`` asks a family to write.
 
     Attributes
@@ -139,6 +165,9 @@ class GenerateRequest:
     progress: Callable[[int], Any] | None = None
     name: str | None = None
     spec: dict | None = None
+
+    def __post_init__(self) -> None:
+        self.check_counts()
 
 
 @dataclass

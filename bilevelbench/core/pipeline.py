@@ -133,26 +133,3 @@ def root_attrs(family: str, generator_version, seed: int, structure, *, name: st
         attrs["spec"] = spec
     return attrs
 
-
-class SplitRequest:
-    """What every family's request dataclass shares: ``n_train``, ``n_valid``, ``n_test`` and ``seed``, checked
-    once here (call :meth:`check_counts` from ``__post_init__``)."""
-
-    n_train: int
-    n_valid: int
-    n_test: int
-    seed: int
-
-    def split_counts(self) -> dict[str, int]:
-        """``{"train": n_train, "valid": n_valid, "test": n_test}``."""
-        return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
-
-    def check_counts(self) -> None:
-        """Raise UsageError for a negative count, nothing to generate, or a seed outside ``[0, 2**63)``."""
-        for name, count in (("n_train", self.n_train), ("n_valid", self.n_valid), ("n_test", self.n_test)):
-            if count < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {count}")
-        if self.n_train + self.n_valid + self.n_test == 0:
-            raise UsageError("nothing to generate: --n-train, --n-valid and --n-test are all 0")
-        if not 0 <= self.seed < 2**63:
-            raise UsageError(f"--seed must be a non-negative integer below 2**63, got {self.seed}")

@@ -88,6 +88,15 @@ def get_family(name: str) -> Family:
                              "(docs/families/adding-a-family.md): install the package that provides it")
 
 
+def find_family(name: str) -> Family | None:
+    """The family called ``name``, or None when no installed plugin provides it (for renderers that fall back
+    to what every family shares, such as the leaderboard's common columns)."""
+    try:
+        return get_family(name)
+    except UnknownFamilyError:
+        return None
+
+
 def broken_plugins() -> dict[str, str]:
     """Entry points that failed to load, with the reason."""
     _load()

@@ -13,22 +13,14 @@ def fmt(value, spec: str = ".2e") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _family(name: str):
-    from bilevelbench.core.registry import get_family
-    from bilevelbench.errors import UnknownFamilyError
-
-    try:
-        return get_family(name)
-    except UnknownFamilyError:
-        return None
-
-
 def summary(record: dict) -> str:
     """The summary lines of ``record``."""
     m, d, s = record["metrics"], record["dataset"], record["solver"]
     lines = [f"{record['mode']} {s['name']} {s['version']} on {d['name']} ({d['split']}, {d['n_instances']} "
              f"instances): {record['status']}" + (f" ({record['status_reason']})" if record["status_reason"] else "")]
-    family = _family(str(d.get("family", "")))
+    from bilevelbench.core.registry import find_family
+
+    family = find_family(str(d.get("family", "")))
     if record["mode"] == "closed_loop" and m:
         if family is not None:
             lines += family.closed_loop_summary_lines(m)

@@ -60,13 +60,10 @@ def group_key(record: Record) -> tuple[str, str, str]:
 def rank_metric(family: str) -> str:
     """The metric ranked on after the feasible rate: the family's ``rank_metric`` (``gap_mean`` when the family's
     plugin is not installed)."""
-    from bilevelbench.core.registry import get_family
-    from bilevelbench.errors import UnknownFamilyError
+    from bilevelbench.core.registry import find_family
 
-    try:
-        return get_family(family).rank_metric
-    except UnknownFamilyError:
-        return "gap_mean"
+    found = find_family(family)
+    return found.rank_metric if found is not None else "gap_mean"
 
 
 def rank_key(record: Record) -> tuple:

@@ -57,13 +57,10 @@ def columns_for(family: str) -> tuple[Column, ...]:
     """The table columns of a dataset of ``family``: :data:`COLUMNS`, with the bilevel coupling column replaced
     by the family's own violation measures (``Family.leaderboard_columns``); a family whose plugin is not
     installed keeps the common columns."""
-    from bilevelbench.core.registry import get_family
-    from bilevelbench.errors import UnknownFamilyError
+    from bilevelbench.core.registry import find_family
 
-    try:
-        extra = get_family(family).leaderboard_columns
-    except UnknownFamilyError:
-        extra = ()
+    found = find_family(family)
+    extra = found.leaderboard_columns if found is not None else ()
     if not extra:
         return COLUMNS
     out: list[Column] = []

@@ -15,9 +15,10 @@ def test_the_plugin_and_every_built_in_family_are_registered():
     assert type(get_family("boxqp")).__module__ == "bilevelbench_boxqp.family"
 
 
-@pytest.mark.parametrize("check", contract.CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+@pytest.mark.parametrize("check", [c for c in contract.CHECKS if c is not contract.check_verify_oracle],
+                         ids=lambda c: c.__name__.removeprefix("check_"))
 def test_contract(tiny, check):
-    check(tiny)
+    check(tiny)        # check_verify_oracle runs below, where its outcome per family is pinned too
 
 
 #: Where the oracle must run on this machine (with the test extras: gurobipy's size-limited license).

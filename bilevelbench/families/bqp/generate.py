@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-import bilevelbench
 from bilevelbench.core.backends import backend_version
-from bilevelbench.core.pipeline import SplitRequest, generate_sharded, merge_shards
+from bilevelbench.core.family import SplitRequest
+from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs
 from bilevelbench.core.statuses import SOLUTION_STATUSES
-from bilevelbench.core.versions import package_versions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -195,24 +194,14 @@ def _request_key(request: BQPRequest, structure: bqp.BQPStructure, settings: Cer
 
 def _bqp_data(request, structure, settings, params, splits, label_arrays, checks, used_backends, name, spec
               ) -> InstanceSetData:
-    backend_versions = {b: backend_version(b) for b in used_backends}
-    attrs = {
-        "family": bqp.FAMILY,
-        "generator_version": bqp.GENERATOR_VERSION,
-        "bilevelbench_version": bilevelbench.__version__,
-        "seed": int(request.seed),
-        "size": structure.size,
-        "structure_hash": structure.digest(),
-        "certifier_settings": settings.as_dict(),
-        "package_versions": package_versions(),
-        "backend_versions": backend_versions,
-        "paper_convention": {"paper": bqp.PAPER, "gap_offset": bqp.PAPER_GAP_OFFSET},
-        **({"name": name} if name else {}),
-        **({"spec": spec} if spec else {}),
-        "sampling": {**asdict(request), "n_upper_constraints": structure.n_upper_constraints,
-                     "n_lower_constraints": structure.n_lower_constraints, "q": structure.q,
-                     "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",
-                     "H": "S S' + lower_ridge I, S ~ U(0,1)^(n x n)", "Q": "R R', R ~ U(0,1)^(m x m)"},
-    }
+    attrs = root_attrs(
+        bqp.FAMILY, bqp.GENERATOR_VERSION, request.seed, structure, name=name, spec=spec,
+        certifier_settings=settings.as_dict(),
+        backend_versions={b: backend_version(b) for b in used_backends},
+        paper_convention={"paper": bqp.PAPER, "gap_offset": bqp.PAPER_GAP_OFFSET},
+        sampling={**asdict(request), "n_upper_constraints": structure.n_upper_constraints,
+                  "n_lower_constraints": structure.n_lower_constraints, "q": structure.q,
+                  "c": "2 U(0,1)^m", "d": "2 U(0,1)^n",
+                  "H": "S S' + lower_ridge I, S ~ U(0,1)^(n x n)", "Q": "R R', R ~ U(0,1)^(m x m)"})
     return InstanceSetData(attrs=attrs, structure=structure.arrays(), params=params, labels=label_arrays,
                            checks=checks, splits=splits)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 import bilevelbench
-from bilevelbench.core.pipeline import SplitRequest, generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.family import SplitRequest
+from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,

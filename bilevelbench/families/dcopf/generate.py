@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bilevelbench.core.pipeline import SplitRequest, generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.backends import highs_version
+from bilevelbench.core.family import SplitRequest
+from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -171,7 +173,7 @@ def _assemble(request, s, case, settings, draws, parts, name, spec=None) -> Inst
     attrs = root_attrs(
         dcopf.FAMILY, GENERATOR_VERSION, request.seed, s, name=name, spec=spec,
         certifier_settings={**settings.as_dict(), "backend_used": "highs"},
-        backend_versions={"highs": _highs_version()},
+        backend_versions={"highs": highs_version()},
         sampling={**asdict(request), "sampler": "pd = alpha * eta (.) pd_ref, alpha ~ U[lo, hi] per instance, "
                                                 "eta ~ U[1 - noise, 1 + noise] per bus"},
         dcopf={"case": case.name, "case_sha256": case.sha256, "case_source": case.source,
@@ -179,11 +181,3 @@ def _assemble(request, s, case, settings, draws, parts, name, spec=None) -> Inst
     return InstanceSetData(attrs=attrs, structure=s.arrays(), params=params, labels=labels, checks=checks,
                            splits=split_positions({split: draws[split]["pd"].shape[0] for split in SPLITS}))
 
-
-def _highs_version() -> str:
-    from bilevelbench.qp import _highs
-
-    try:
-        return f"HiGHS {_highs().version()}"
-    except Exception:
-        return "HiGHS"

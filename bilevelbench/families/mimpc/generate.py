@@ -31,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-import bilevelbench
-from bilevelbench.core.backends import backend_version
-from bilevelbench.core.pipeline import SplitRequest
+from bilevelbench.core.backends import backend_version, highs_version
+from bilevelbench.core.family import SplitRequest
+from bilevelbench.core.pipeline import root_attrs
 from bilevelbench.core.statuses import SOLUTION_STATUSES
-from bilevelbench.core.versions import package_versions
 from bilevelbench.data.hdf5 import (
     BACKEND_DTYPE,
     SPLITS,
@@ -324,24 +323,15 @@ def _assemble(request, s, settings, backend, chosen, journal, episodes, name, sp
         count = len(chosen[split])
         splits[split] = np.arange(start, start + count, dtype=np.int64)
         start += count
-    attrs = {
-        "family": request.family,
-        "generator_version": mimpc.GENERATOR_VERSION,
-        "bilevelbench_version": bilevelbench.__version__,
-        "seed": int(request.seed),
-        "size": s.size,
-        "structure_hash": s.digest(),
-        "certifier_settings": {**settings.as_dict(), "backend_used": backend},
-        "package_versions": package_versions(),
-        "backend_versions": {backend: backend_version(backend), "highs (checks)": _highs_version()},
-        "paper_convention": {"paper": mimpc.PAPER, "gap_offset": mimpc.PAPER_GAP_OFFSET},
-        "sampling": {**asdict(request), "sampler": _sampler_text(request.family)},
-        "miqp": {"class_names": list(s.class_names), "decision_names": list(s.decision_names),
-                 "integer_only_classes": list(s.integer_only_classes),
-                 "extra": {k: np.asarray(v).tolist() for k, v in s.extra.items()}},
-        **({"name": name} if name else {}),
-        **({"spec": spec} if spec else {}),
-    }
+    attrs = root_attrs(
+        request.family, mimpc.GENERATOR_VERSION, request.seed, s, name=name, spec=spec,
+        certifier_settings={**settings.as_dict(), "backend_used": backend},
+        backend_versions={backend: backend_version(backend), "highs (checks)": highs_version()},
+        paper_convention={"paper": mimpc.PAPER, "gap_offset": mimpc.PAPER_GAP_OFFSET},
+        sampling={**asdict(request), "sampler": _sampler_text(request.family)},
+        miqp={"class_names": list(s.class_names), "decision_names": list(s.decision_names),
+              "integer_only_classes": list(s.integer_only_classes),
+              "extra": {k: np.asarray(v).tolist() for k, v in s.extra.items()}})
     structure = dict(s.arrays())
     structure["c0"] = np.asarray(s.c0)
     data = InstanceSetData(attrs=attrs, structure=structure, params=params, labels=labels, checks=checks,
@@ -374,14 +364,6 @@ def _episode_arrays(request, s, chosen, episodes) -> dict[str, np.ndarray]:
     out["steps"] = np.full(E, T, np.int64)
     return out
 
-
-def _highs_version() -> str:
-    from bilevelbench.qp import _highs
-
-    try:
-        return f"HiGHS {_highs().version()}"
-    except Exception:
-        return "HiGHS"
 
 
 def _sampler_text(family: str) -> str:

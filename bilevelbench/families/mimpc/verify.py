@@ -72,25 +72,20 @@ def oracle_checker(ds) -> LabelCheck:
         If a label's second solver cannot run here (Gurobi not installed, no license, or the model above the
         size-limited license); the message says which and why.
     """
-    from bilevelbench.core.backends import gurobi_status
-    from bilevelbench.families.mimpc.certify import (
-        MIQPCertifierSettings,
-        _gurobi_unrestricted,
-        certify_miqp,
-        gurobi_fits,
-    )
+    from bilevelbench.errors import BackendUnavailableError
+    from bilevelbench.families.mimpc.certify import MIQPCertifierSettings, certify_miqp, choose_backend
 
     s = ds.structure
     labels = ds.labels
     certified = np.asarray(labels["status"]).astype(str) == "certified_optimal"
     used = {str(b) for b in np.asarray(labels["backend"]).astype(str)[certified]}
     if "scip" in used:
-        ok, why = gurobi_status()
-        if ok and not (gurobi_fits(s) or _gurobi_unrestricted()):
-            ok, why = False, "the model is larger than a size-limited Gurobi license takes"
-        if not ok:
+        try:
+            choose_backend(s, "gurobi")          # the certifier's own rule for when Gurobi can take the model
+        except BackendUnavailableError as exc:
             raise OracleUnavailableError(f"{ds.family} labels certified by SCIP are re-solved by Gurobi, which cannot "
-                                         f"run here: {why}; without --oracle, verify re-checks every label with HiGHS")
+                                         f"run here ({exc}); without --oracle, verify re-checks every label with "
+                                         "HiGHS") from None
     settings = MIQPCertifierSettings(time_limit=float(ds.meta.get("certifier_settings", {}).get("time_limit", 600)))
     params = ds.params
 

@@ -82,7 +82,6 @@ class BoxQP(Family):
     def score(self, ds, answers, progress=None):
         from bilevelbench.evaluate import metrics
         from bilevelbench.evaluate.scoring import score_rows
-
         from bilevelbench_boxqp import problem
 
         s, p, x = ds.structure, answers.params["p"], answers.y

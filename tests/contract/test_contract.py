@@ -1,4 +1,4 @@
-"""Every registered family (the six built-in ones and the test plugin ``boxqp``) passes the same contract."""
+"""Every registered family (the seven built-in ones and the test plugin ``boxqp``) passes the same contract."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from bilevelbench.core.registry import family_names, get_family
 from bilevelbench.testing import contract
 
-BUILT_IN = ("bqp", "ccd-hvac", "ccd-twotank", "dcopf", "mimpc-robot", "mimpc-tank")
+BUILT_IN = ("bqp", "ccd-hvac", "ccd-twotank", "dcopf", "knapsack", "mimpc-robot", "mimpc-tank")
 
 
 def test_the_plugin_and_every_built_in_family_are_registered():
@@ -22,13 +22,14 @@ def test_contract(tiny, check):
 
 
 #: Where the oracle must run on this machine (with the test extras: gurobipy's size-limited license).
-ORACLE_RUNS = {"bqp", "dcopf", "mimpc-tank", "boxqp"}
+ORACLE_RUNS = {"bqp", "dcopf", "knapsack", "mimpc-tank", "boxqp"}
 
 
 def test_verify_oracle_runs_where_an_independent_method_exists(tiny, family_name):
-    """bqp: active-set enumeration; dcopf: the PTDF formulation in SCIP; mimpc-tank: Gurobi re-solves SCIP's
-    labels; boxqp: L-BFGS-B. ccd (best-known labels) has no exact method, and the robot's SCIP labels need a
-    Gurobi license larger than the size-limited one: both say so in one line and exit 2."""
+    """bqp: active-set enumeration; dcopf: the PTDF formulation in SCIP; knapsack: HiGHS MILP re-solves SCIP's
+    labels; mimpc-tank: Gurobi re-solves SCIP's labels; boxqp: L-BFGS-B. ccd (best-known labels) has no exact
+    method, and the robot's SCIP labels need a Gurobi license larger than the size-limited one: both say so in one
+    line and exit 2."""
     from bilevelbench.core.backends import gurobi_status
 
     outcome = contract.check_verify_oracle(tiny)

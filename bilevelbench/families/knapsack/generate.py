@@ -147,7 +147,7 @@ def _assemble(request: KnapsackRequest, s: KnapsackStructure, settings: Knapsack
     labels["backend"] = as_fixed_ascii(["scip"] * len(status), BACKEND_DTYPE)
     params = {"capacity": np.concatenate([draws[split]["capacity"] for split in SPLITS])}
     y = np.nan_to_num(labels["y"])
-    checks = {"capacity_slack_min": np.min(params["capacity"] - y @ s.weight.T, axis=1),
+    checks = {"capacity_violation": np.max(np.maximum(y @ s.weight.T - params["capacity"], 0.0), axis=1),
               "objective_recompute_abs": np.abs(y @ s.value - labels["objective"])}
     attrs = root_attrs(problem.FAMILY, GENERATOR_VERSION, request.seed, s, name=name, spec=spec,
                        certifier_settings=settings.as_dict(), backend_versions={"scip": backend_version("scip")},

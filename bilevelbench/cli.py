@@ -394,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bilevelbench.cli_data import add_parsers as add_data_parsers
 
     add_data_parsers(sub)
+    from bilevelbench.cli_verify import add_parser as add_verify_parser
+
+    add_verify_parser(sub)
     return parser
 
 

@@ -54,3 +54,11 @@ class UnknownFamilyError(SchemaError, UsageError):
 
 class OracleUnavailableError(BilevelBenchError):
     """``verify --oracle`` was asked of a family (or file) that has no independent exact method."""
+
+
+class UnsupportedLayerError(BilevelBenchError):
+    """A proxy's network holds a layer the worst-case verifier cannot encode exactly (e.g. a sigmoid)."""
+
+
+class InfeasibleDomainError(BilevelBenchError):
+    """No parameter in the verification domain gives a feasible instance, so no worst case exists."""

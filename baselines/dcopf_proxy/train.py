@@ -39,7 +39,14 @@ from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
 from bilevelbench.evaluate.provenance import file_sha256
 from bilevelbench.families.dcopf.problem import DCOPFStructure, sample_loads
-from bilevelbench.families.dcopf.proxy import DEFAULT_ITERATIONS, SHIFT_METHODS, DCOPFObjective, DCOPFProxy, dense_ptdf
+from bilevelbench.families.dcopf.proxy import (
+    CLAMPS,
+    DEFAULT_ITERATIONS,
+    SHIFT_METHODS,
+    DCOPFObjective,
+    DCOPFProxy,
+    dense_ptdf,
+)
 
 log = logging.getLogger("dcopf_proxy.train")
 
@@ -115,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=SHIFT_METHODS, default="bisection",
                         help="how training finds the projection's shift: bisection (the paper's binary search, "
                         "default) or sort (exact, from the sorted breakpoints; same function)")
+    parser.add_argument("--clamp", choices=CLAMPS, default="sigmoid",
+                        help="bound clamp: sigmoid (the paper's) or hard (piecewise linear: the proxy can be "
+                             "verified with bilevelbench verify-proxy); default sigmoid")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"bisection steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--scale", type=float, default=0.0,
@@ -178,7 +188,7 @@ def _train(args: argparse.Namespace) -> Path:
     if n == 0:
         raise UsageError(f"{args.dataset}: the train split is empty")
     hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
-    model = DCOPFProxy(s, pd_all.mean(0), pd_all.std(0), hidden, args.method, args.iterations)
+    model = DCOPFProxy(s, pd_all.mean(0), pd_all.std(0), hidden, args.method, args.iterations, args.clamp)
     if not 0.0 <= args.margin < 1.0:
         raise UsageError(f"--margin must be in [0, 1), got {args.margin}")
     objective = DCOPFObjective(s, dense_ptdf(s), margin=args.margin)
@@ -247,7 +257,7 @@ def _train(args: argparse.Namespace) -> Path:
     state = {k: (v.float() if k.startswith("mlp.") else v) for k, v in best[1].items()}
     meta = {"method": "dcopf_proxy", "structure_hash": s.digest(), "family": family, "dataset": name,
             "case": s.case, "size": s.size, "dataset_sha256": file_sha256(args.dataset), "hidden": hidden,
-            "shift_method": args.method, "iterations": int(args.iterations), "loss_scale": scale,
+            "shift_method": args.method, "clamp": args.clamp, "iterations": int(args.iterations), "loss_scale": scale,
             "margin": args.margin, "fresh_loads": bool(args.fresh_loads),
             "lr": args.lr, "schedule": args.schedule, "weight_decay": args.weight_decay,
             "batch_size": args.batch_size, "epochs": args.epochs, "select": args.select,

@@ -306,6 +306,27 @@ class Family:
         """Lines of the evaluator's summary for a closed-loop record (families with :attr:`closed_loop`)."""
         return []
 
+    # -- worst-case verification of proxies (optional) ---------------------------------------------------
+    def verification_problem(self, ds: InstanceSet):
+        """The family's problem for ``bilevelbench verify-proxy``: a
+        :class:`bilevelbench.verification.problem.VerificationProblem` (parametric program, how an answer is
+        priced, nominal parameters, exact re-solve).
+
+        Raises
+        ------
+        UsageError
+            When the family (or this file) does not support worst-case verification; the message says why.
+        """
+        from bilevelbench.errors import UsageError
+
+        raise UsageError(f"family {self.name!r} does not support worst-case verification of proxies "
+                         "(its descriptor has no verification_problem)")
+
+    @property
+    def supports_verification(self) -> bool:
+        """Whether :meth:`verification_problem` is implemented (the leaderboard shows worst-case columns)."""
+        return type(self).verification_problem is not Family.verification_problem
+
     # -- closed loop (optional) ---------------------------------------------------------------------------
     def closed_loop_plan(self, ds: InstanceSet, steps: int, episodes: int | None):
         """``(plan, reference)`` of ``evaluate --closed-loop``; see :mod:`bilevelbench.evaluate.evaluator`."""

@@ -53,6 +53,12 @@ COLUMNS = (
 )
 
 
+#: Families that support ``verify-proxy`` show its bounds beside the test-set gaps (relative to the optimum at
+#: the witness; a record without a ``worst_case`` block shows a dash).
+WORST_CASE_COLUMNS = (Column("worst_case_gap_found", "worst-case gap found", True),
+                      Column("worst_case_upper_bound", "certified upper bound", True))
+
+
 def columns_for(family: str) -> tuple[Column, ...]:
     """The table columns of a dataset of ``family``: :data:`COLUMNS`, with the bilevel coupling column replaced
     by the family's own violation measures (``Family.leaderboard_columns``); a family whose plugin is not
@@ -61,11 +67,15 @@ def columns_for(family: str) -> tuple[Column, ...]:
 
     found = find_family(family)
     extra = found.leaderboard_columns if found is not None else ()
-    if not extra:
-        return COLUMNS
+    worst = WORST_CASE_COLUMNS if found is not None and found.supports_verification else ()
     out: list[Column] = []
     for column in COLUMNS:
-        out.extend(extra if column.key == "coupling_violation_mean" else (column,))
+        if column.key == "coupling_violation_mean" and extra:
+            out.extend(extra)
+        else:
+            out.append(column)
+        if column.key == "gap_max":
+            out.extend(worst)
     return tuple(out)
 
 
@@ -151,7 +161,8 @@ def entry_cells(entry: RankedEntry, columns: tuple[Column, ...] = COLUMNS) -> li
         if column.key not in cells:
             x = m.get(column.key)
             text = format_rate(x) if column.key.endswith("_rate") else (
-                format_sci(x) if column.key.endswith(("cost_mean", "gap_mean", "objective_gap")) else format_plain(x))
+                format_sci(x) if column.key.endswith(("cost_mean", "gap_mean", "objective_gap", "gap_found",
+                                                      "upper_bound")) else format_plain(x))
             cells[column.key] = Cell(text, x)
     return [cells[c.key] for c in columns]
 

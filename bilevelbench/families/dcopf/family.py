@@ -101,6 +101,11 @@ class DCOPF(Family):
         return score_dcopf(ds.structure, answers.params, answers.labels, answers.y, answers.answered,
                            answers.reasons, progress)
 
+    def verification_problem(self, ds):
+        from bilevelbench.families.dcopf.verification import verification_problem
+
+        return verification_problem(ds)
+
     def headline_metrics(self, score, aggregates: dict[str, dict]) -> dict:
         from bilevelbench.families.dcopf.score import headline_metrics
 

@@ -126,6 +126,37 @@ class MILPResult:
     log: list = field(default_factory=list)
 
 
+def lp_bound(milp: MILP) -> float:
+    """The LP relaxation's optimum (integrality and SOS1 dropped): a valid upper bound on the MILP's optimum that
+    needs no branching (what a time limit hit before the root node still proves)."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    inf = highspy.kHighsInf
+    A, lo, hi = milp.matrix()
+    A = A.tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = milp.n_vars, A.shape[0]
+    lp.col_cost_ = -milp.cost()
+    lp.offset_ = -milp.constant
+    lp.col_lower_ = np.where(np.isfinite(milp.lower), milp.lower, -inf)
+    lp.col_upper_ = np.where(np.isfinite(milp.upper), milp.upper, inf)
+    lp.row_lower_ = np.where(np.isfinite(lo), lo, -inf)
+    lp.row_upper_ = np.where(np.isfinite(hi), hi, inf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kOptimal:
+        return -float(h.getInfo().objective_function_value)
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return float("-inf")
+    return float("inf")
+
+
 def solve(milp: MILP, backend: str = "scip", time_limit: float = 600.0, warm_start: np.ndarray | None = None,
           threads: int = 1) -> MILPResult:
     """Solve ``milp`` with ``backend`` (see :data:`BACKENDS`) within ``time_limit`` seconds.

@@ -24,7 +24,7 @@ from bilevelbench.errors import UsageError
 from bilevelbench.verification.attack import AttackSettings, attack
 from bilevelbench.verification.encode import EncodeSettings, encode
 from bilevelbench.verification.graph import ProxyGraph
-from bilevelbench.verification.milp import solve
+from bilevelbench.verification.milp import lp_bound, solve
 from bilevelbench.verification.problem import VerificationProblem, check_domain_feasible
 
 log = logging.getLogger(__name__)
@@ -116,13 +116,15 @@ def verify_proxy(problem: VerificationProblem, graph: ProxyGraph, solve_fn: Call
                      EncodeSettings(settings.formulation, settings.encoding, settings.obbt), reference=witness)
         say(f"MILP ({settings.formulation}, {settings.encoding}): {enc.stats['n_variables']} variables, "
             f"{enc.stats['n_binaries']} binaries; bounds tightened in {enc.stats['obbt_s']:.1f} s")
+        relaxation = lp_bound(enc.milp)
         remaining = max(1.0, settings.time_limit - (time.perf_counter() - started))
         warm = enc.warm if witness is not None else None
         result = solve(enc.milp, settings.backend, remaining, warm, settings.threads)
+        result.upper_bound = min(result.upper_bound, relaxation)
         say(f"MILP: {result.status}, bounds [{result.lower_bound:.6g}, {result.upper_bound:.6g}] in "
             f"{result.time_s:.1f} s")
         milp_block = {"backend": result.backend, "status": result.status, "incumbent": _num(result.lower_bound),
-                      "dual_bound": _num(result.upper_bound), "solve_s": round(result.time_s, 3),
+                      "dual_bound": _num(result.upper_bound), "lp_relaxation_bound": _num(relaxation), "solve_s": round(result.time_s, 3),
                       "nodes": result.nodes, **enc.stats}
         if result.solution is not None and (pga is None or result.lower_bound > pga.gap):
             witness = result.solution[enc.x]
@@ -130,7 +132,8 @@ def verify_proxy(problem: VerificationProblem, graph: ProxyGraph, solve_fn: Call
     else:
         milp_upper = None
     if witness is None:
-        witness = np.clip(problem.nominal, lower, upper)
+        witness = problem.nominal
+    witness = np.clip(witness, lower, upper)        # a MILP point may sit outside by the solver's tolerance
     checked = recheck(problem, solve_fn, witness)
     claimed = max(pga.gap if pga else -np.inf, milp_block["incumbent"] if milp_block and
                   milp_block["incumbent"] is not None else -np.inf)

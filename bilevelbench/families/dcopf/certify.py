@@ -217,6 +217,67 @@ def check_label(s: DCOPFStructure, pd: np.ndarray, pg: np.ndarray, lmp: np.ndarr
     return {"objective": f, "dual_bound": dual, "price": price, "flow": flow[0], "xi": xi[0], "checks": checks}
 
 
+#: A generator is strictly inside its limits when it is this far (MW, relative to 1 + its range) from both.
+FREE_TOL = 1e-7
+
+
+def free_generators(s: DCOPFStructure, pg: np.ndarray) -> np.ndarray:
+    """Generators strictly inside their limits at ``pg`` (their marginal cost sets the price at their bus)."""
+    room = FREE_TOL * (1.0 + (s.pmax - s.pmin))
+    return (pg > s.pmin + room) & (pg < s.pmax - room)
+
+
+def marginal_cost_residual(s: DCOPFStructure, pg: np.ndarray, lmp: np.ndarray) -> float:
+    """``max |LMP(bus_g) - (c1 + 2 c2 pg)_g| / max(1, max |LMP|)`` over free generators (0 when none is free):
+    at an optimum a generator strictly inside its limits produces exactly where its marginal cost meets the price."""
+    free = free_generators(s, pg)
+    if not free.any():
+        return 0.0
+    marginal = s.cost[free, 1] + 2.0 * s.cost[free, 0] * pg[free]
+    return float(np.abs(lmp[s.gen_bus[free]] - marginal).max()) / max(1.0, float(np.abs(lmp).max()))
+
+
+def exact_prices(s: DCOPFStructure, pd: np.ndarray, res: dict) -> dict:
+    """Recompute the energy price and the multipliers of branches at their limit from the optimality conditions
+    of the generators strictly inside their limits (quadratic costs: HiGHS's QP duals carry its tolerance,
+    about 2e-6 relative).
+
+    For a free generator ``g``: ``c1_g + 2 c2_g pg_g = price - (PTDF' mu)[bus_g]``, with ``mu = M`` (signed) on
+    overloaded branches, 0 on branches inside their limits and unknown on branches exactly at a limit. The
+    unknowns are solved by least squares; the result replaces HiGHS's duals when it satisfies every equation to
+    rounding and keeps each multiplier in ``[0, M]``; otherwise HiGHS's are kept (and the certificate judges them).
+    """
+    pg = res["pg"]
+    free = free_generators(s, pg)
+    if not free.any():
+        return res
+    flow = s.flows(pg[None], np.asarray(pd, float)[None])[0]
+    rate = s.rate
+    limited = np.isfinite(rate)
+    tol = 1e-7 * (1.0 + np.where(limited, rate, 0.0))
+    over = limited & (np.abs(flow) > rate + tol)
+    at_limit = limited & ~over & (np.abs(flow) >= rate - tol)
+    mu = np.zeros(s.n_branch)                          # mu_upper - mu_lower
+    mu[over] = s.penalty * np.sign(flow[over])
+    lines = np.flatnonzero(at_limit)
+    ptdf_rows = s.ptdf_t(np.eye(s.n_branch)[lines]) if lines.size else np.zeros((0, s.n_bus))   # (L, nb)
+    buses = s.gen_bus[free]
+    marginal = s.cost[free, 1] + 2.0 * s.cost[free, 0] * pg[free]
+    known = s.ptdf_t(mu[None])[0][buses] if over.any() else np.zeros(buses.size)
+    # marginal = price - known - sum_l PTDF[l, bus] mu_l
+    A = np.hstack([np.ones((buses.size, 1)), -ptdf_rows[:, buses].T])
+    rhs = marginal + known
+    sol, *_ = np.linalg.lstsq(A, rhs, rcond=None)
+    if np.abs(A @ sol - rhs).max() > 1e-9 * max(1.0, np.abs(rhs).max()):
+        return res
+    mu[lines] = sol[1:]
+    if np.any(np.abs(sol[1:]) > s.penalty * (1 + 1e-9)) or np.any(sol[1:] * np.sign(flow[lines]) < -1e-9):
+        return res
+    price = float(sol[0])
+    lmp = price - s.ptdf_t(mu[None])[0]
+    return {**res, "lmp": lmp, "mu_upper": np.maximum(mu, 0.0), "mu_lower": np.maximum(-mu, 0.0)}
+
+
 def certify_dcopf(model: DCOPFModel, pd: np.ndarray, settings: DCOPFCertifierSettings) -> DCOPFLabel:
     """Solve one instance and certify it, or return a ``failed`` / ``infeasible`` label with the reason."""
     s = model.s
@@ -236,6 +297,8 @@ def certify_dcopf(model: DCOPFModel, pd: np.ndarray, settings: DCOPFCertifierSet
         label = DCOPFLabel.empty(s, "failed", f"HiGHS ended with {res['status']}")
         label.solve_time = res["time"]
         return label
+    if model.quadratic:
+        res = exact_prices(s, pd, res)
     rep = check_label(s, pd, res["pg"], res["lmp"], res["mu_upper"], res["mu_lower"], res["objective"])
     c = rep["checks"]
     problems = []
@@ -247,6 +310,10 @@ def certify_dcopf(model: DCOPFModel, pd: np.ndarray, settings: DCOPFCertifierSet
         problems.append(f"recomputed objective differs from HiGHS's by {c['objective_agreement']:.2e} (relative)")
     if c["lmp_consistency"] > settings.lmp_tol:
         problems.append(f"LMPs differ from price - PTDF' mu by {c['lmp_consistency']:.2e} (relative)")
+    marginal = marginal_cost_residual(s, res["pg"], res["lmp"])
+    if marginal > settings.lmp_tol:
+        problems.append(f"LMPs differ from the marginal cost c1 + 2 c2 pg of a generator strictly inside its limits "
+                        f"by {marginal:.2e} (relative)")
     if c["rel_gap"] > settings.gap:
         problems.append(f"duality gap {c['rel_gap']:.2e} above {settings.gap:g}")
     line_dual = np.where(np.isfinite(s.rate), res["mu_upper"] - res["mu_lower"], 0.0)

@@ -81,3 +81,29 @@ def test_bad_loads_are_refused():
         certify_dcopf(DCOPFModel(s), np.zeros(2), SETTINGS)
     with pytest.raises(UsageError):
         DCOPFCertifierSettings(gap=0.0)
+
+
+def test_quadratic_cost_prices_equal_the_marginal_cost_of_free_generators():
+    # case14 with c2 = 0.01..0.05: HiGHS's QP duals alone were 2e-6 relative off c1 + 2 c2 pg (13.1009769 against
+    # the exact 13.100951 that an independent OPF code returns); the label's prices must be exact
+    import dataclasses
+
+    from bilevelbench.families.dcopf.certify import free_generators
+    from bilevelbench.families.dcopf.power import load_case
+    from bilevelbench.families.dcopf.problem import sample_loads, structure_from_case
+
+    base = structure_from_case(load_case("case14"))
+    cost = base.cost.copy()
+    cost[:, 0] = np.linspace(0.01, 0.05, base.n_gen)
+    s = dataclasses.replace(base, cost=cost)
+    model = DCOPFModel(s)
+    settings = DCOPFCertifierSettings()
+    checked = 0
+    for pd in sample_loads(s, np.random.default_rng(0), 20):
+        label = certify_dcopf(model, pd, settings)
+        assert label.status == "certified_optimal", label.reason
+        free = free_generators(s, label.pg)
+        marginal = s.cost[free, 1] + 2 * s.cost[free, 0] * label.pg[free]
+        np.testing.assert_allclose(label.lmp[s.gen_bus[free]], marginal, rtol=1e-10)
+        checked += int(free.sum())
+    assert checked > 0

@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=600.0, metavar="S",
                    help="seconds for the whole run; the MILP gets what the attack leaves (default 600)")
     p.add_argument("--no-obbt", action="store_true", help="bounds from interval arithmetic only (no LP tightening)")
+    p.add_argument("--obbt-rounds", type=int, choices=(1, 2), default=2,
+                   help="1: tighten each layer over the LP relaxation built so far; 2: then tighten every unstable "
+                        "unit over the whole model cut at the attack's gap, and rebuild (default 2)")
     p.add_argument("--starts", type=int, default=64, help="PGA starting points (default 64)")
     p.add_argument("--steps", type=int, default=60, help="PGA steps per start (default 60)")
     p.add_argument("--step", type=float, default=0.1,
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = VerifySettings(method=args.method, formulation=args.formulation, encoding=args.encoding,
                               backend=args.backend, domain=args.domain, delta=args.delta,
-                              time_limit=args.time_limit, obbt=not args.no_obbt,
+                              time_limit=args.time_limit, obbt=not args.no_obbt, obbt_rounds=args.obbt_rounds,
                               attack=AttackSettings(starts=args.starts, steps=args.steps, step=args.step,
                                                     seed=args.seed, time_limit=args.time_limit))
     if args.out is not None and not args.out.parent.is_dir():

@@ -61,6 +61,9 @@ class EncodeSettings:
     formulation: str = "compact"
     encoding: str = "bigm"
     obbt: bool = True
+    #: Bound-tightening rounds: 1 tightens each layer over the relaxation built so far; 2 then tightens every
+    #: unstable unit over the whole model with the cut ``gap >= reference gap`` and rebuilds with those bounds.
+    rounds: int = 2
 
     def __post_init__(self) -> None:
         if self.formulation not in FORMULATIONS:
@@ -82,7 +85,10 @@ class Encoding:
 
 
 class _Builder:
-    def __init__(self, obbt: bool, encoding: str) -> None:
+    def __init__(self, obbt: bool, encoding: str, known: dict | None = None) -> None:
+        self.known = known or {}
+        self.blocks: dict[str, np.ndarray] = {}
+        self.preactivations: list[int] = []
         self.m = MILP()
         self.values: list[float] = []
         self.obbt = obbt
@@ -123,7 +129,13 @@ class _Builder:
         lower = Mp @ lo_in + Mn @ hi_in + d
         upper = Mp @ hi_in + Mn @ lo_in + d
         value = M @ self.val(cols) + d
+        if name in self.known:                        # bounds proved by an earlier round
+            lower = np.maximum(lower, self.known[name][0])
+            upper = np.minimum(upper, self.known[name][1])
+            mid = 0.5 * (lower + upper)
+            lower, upper = np.minimum(lower, mid), np.maximum(upper, mid)
         z = self.new(M.shape[0], lower, upper, value, name=name)
+        self.blocks[name] = z
         for r in range(M.shape[0]):
             row = M.getrow(r)
             self.m.add_row(np.concatenate([cols[row.indices], [z[r]]]), np.concatenate([row.data, [-1.0]]),
@@ -132,10 +144,17 @@ class _Builder:
             self.tighten(z)
         return z
 
-    def tighten(self, idx: np.ndarray) -> None:
-        """Minimise and maximise each column of ``idx`` over the LP relaxation of the model built so far."""
+    def tighten(self, idx: np.ndarray, cutoff: float | None = None) -> None:
+        """Minimise and maximise each column of ``idx`` over the LP relaxation of the model built so far (with
+        ``cutoff``: only over points whose objective is at least ``cutoff``, which keeps every optimum)."""
         start = time.perf_counter()
+        if cutoff is not None:
+            cost = self.m.cost()
+            nz = np.flatnonzero(cost)
+            self.m.add_row(nz, cost[nz], cutoff - self.m.constant, np.inf)
         A, rlo, rhi = self.m.matrix()
+        if cutoff is not None:
+            self.m.rows.pop()
         A = A.tocsc()
         inf = highspy.kHighsInf
         h = highspy.Highs()
@@ -185,6 +204,7 @@ class _Builder:
                 self.stable += 1
             else:
                 self.unstable += 1
+                self.preactivations.append(zi)
                 self.m.add_row([ai, zi], [1.0, -1.0], 0.0, np.inf)                  # a >= z
                 self.m.add_row([ai, zi], [1.0, -u / (u - l)], -np.inf, -u * l / (u - l))   # triangle
                 if self.encoding == "sos1":
@@ -273,7 +293,7 @@ class _Builder:
             y[j] = yj
             # remaining capacity after item j
             M = sp.hstack([sp.identity(m_), -W[:, [j]]]).tocsr()
-            r = self.affine(M, np.concatenate([r, [yj]]), np.zeros(m_), f"{name}_rest", tighten=False)
+            r = self.affine(M, np.concatenate([r, [yj]]), np.zeros(m_), f"{name}_rest{j}", tighten=False)
         return y
 
 
@@ -309,7 +329,36 @@ def encode(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
                          "integer variables (use --formulation compact)")
     start = time.perf_counter()
     ref = 0.5 * (lower + upper) if reference is None else np.clip(np.asarray(reference, float), lower, upper)
-    b = _Builder(settings.obbt, settings.encoding)
+    b = _build(problem, graph, lower, upper, settings, ref, settings.obbt, None)
+    rounds = 1
+    lp_solves, obbt_time, first_unstable = b.lp_solves, b.obbt_time, b.unstable
+    if settings.obbt and settings.rounds > 1 and b.unstable:
+        values = np.asarray(b.values)
+        cutoff = None
+        if b.m.violation(values) <= 1e-7:                    # a feasible point: its gap occurs, so the optimum
+            cutoff = b.m.value(values)                       # is at least this (the KKT model has no such point)
+            cutoff -= 1e-6 * (1.0 + abs(cutoff))
+        b.tighten(np.asarray(b.preactivations), cutoff=cutoff)
+        known = {name: (np.array([b.m.lower[i] for i in idx]), np.array([b.m.upper[i] for i in idx]))
+                 for name, idx in b.blocks.items()}
+        lp_solves, obbt_time = b.lp_solves, b.obbt_time
+        b = _build(problem, graph, lower, upper, settings, ref, False, known)
+        rounds = 2
+    warm = np.asarray(b.values, float)
+    stats = {"n_variables": b.m.n_vars, "n_constraints": len(b.m.rows) + len(b.m.sos1),
+             "n_binaries": b.m.n_binaries, "unstable_units": b.unstable, "stable_units": b.stable,
+             "unstable_units_first_round": first_unstable, "obbt_rounds": rounds,
+             "obbt_lp_solves": lp_solves, "obbt_s": round(obbt_time, 3),
+             "build_s": round(time.perf_counter() - start, 3), "reference_gap": b.m.value(warm)}
+    if settings.formulation == "kkt":
+        warm = None
+    return Encoding(b.m, b.x, b.yhat, b.y, warm, stats)
+
+
+def _build(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, upper: np.ndarray,
+           settings: EncodeSettings, ref: np.ndarray, obbt: bool, known: dict | None) -> _Builder:
+    p = problem.program
+    b = _Builder(obbt, settings.encoding, known)
     x = b.new(p.n_x, lower, upper, ref, name="x")
     z = x
     for i, layer in enumerate(graph.layers):
@@ -325,7 +374,6 @@ def encode(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
         elif layer.kind == "greedy_repair":
             z = b.greedy_repair(z, layer, x, name)
     yhat = z
-    proxy_ref = graph.forward(ref[None])[0]
     # the answer's objective F(x, yhat)
     ans = problem.answer
     sign = 1.0 if p.sense == "min" else -1.0                 # gap = sign * (F - f(y))
@@ -336,8 +384,7 @@ def encode(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
         pen = b.relu(pre, "penalty")
         b.m.add_objective(pen, sign * ans.price)
     # the follower's optimum: y feasible (compact) or KKT-optimal (kkt)
-    solver = ProgramValue(p)
-    phi_ref, y_ref = solver.value(ref[None])
+    _, y_ref = ProgramValue(p).value(ref[None])
     y_val = np.nan_to_num(y_ref[0])
     y = b.new(p.n_y, p.y_lower, p.y_upper, y_val, name="y")
     for k in np.flatnonzero(p.integer):
@@ -351,15 +398,8 @@ def encode(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
     b.m.constant -= sign * p.c0
     if settings.formulation == "kkt":
         _add_kkt(b, p, x, y, y_val)
-    warm = np.asarray(b.values, float)
-    stats = {"n_variables": b.m.n_vars, "n_constraints": len(b.m.rows) + len(b.m.sos1),
-             "n_binaries": b.m.n_binaries, "unstable_units": b.unstable, "stable_units": b.stable,
-             "obbt_lp_solves": b.lp_solves, "obbt_s": round(b.obbt_time, 3),
-             "build_s": round(time.perf_counter() - start, 3),
-             "reference_gap": float(problem.gap(ans(ref[None], proxy_ref[None]), phi_ref)[0])}
-    if settings.formulation == "kkt":
-        warm = None
-    return Encoding(b.m, x, yhat, y, warm, stats)
+    b.x, b.yhat, b.y = x, yhat, y
+    return b
 
 
 def _add_kkt(b: _Builder, p, x: np.ndarray, y: np.ndarray, y_val: np.ndarray) -> None:

@@ -47,6 +47,7 @@ class VerifySettings:
     delta: float = 0.1
     time_limit: float = 600.0
     obbt: bool = True
+    obbt_rounds: int = 2
     attack: AttackSettings | None = None
     threads: int = 1
 
@@ -113,7 +114,7 @@ def verify_proxy(problem: VerificationProblem, graph: ProxyGraph, solve_fn: Call
     milp_block = None
     if settings.method in ("milp", "both"):
         enc = encode(problem, graph, lower, upper,
-                     EncodeSettings(settings.formulation, settings.encoding, settings.obbt), reference=witness)
+                     EncodeSettings(settings.formulation, settings.encoding, settings.obbt, settings.obbt_rounds), reference=witness)
         say(f"MILP ({settings.formulation}, {settings.encoding}): {enc.stats['n_variables']} variables, "
             f"{enc.stats['n_binaries']} binaries; bounds tightened in {enc.stats['obbt_s']:.1f} s")
         relaxation = lp_bound(enc.milp)

@@ -42,14 +42,17 @@ def test_absolute_value_worst_case_is_closed_form(method):
     else:
         assert block["status"] == "optimal"
         assert block["upper_bound"] == pytest.approx(2.0, abs=1e-6)
+    if method == "milp":
         assert block["n_binaries"] >= 1
+    if method == "both":        # the attack's witness is optimal: cut at its gap, the bounds fix every unit
+        assert block["n_binaries"] == 0 and block["milp"]["obbt_rounds"] == 2
 
 
 @pytest.mark.parametrize("encoding", ["bigm", "sos1"])
 def test_compact_and_kkt_agree_and_kkt_needs_more_binaries(encoding):
     problem = follower_at_least_sum(3)
     graph = random_proxy(3, (8, 8), seed=3)
-    kw = dict(method="milp", delta=1.0, encoding=encoding)
+    kw = dict(method="milp", delta=1.0, encoding=encoding, obbt_rounds=1)
     compact = verify_proxy(problem, graph, graph.forward, _settings(formulation="compact", **kw))
     kkt = verify_proxy(problem, graph, graph.forward, _settings(formulation="kkt", **{**kw, "encoding": "sos1"}))
     assert compact["status"] == kkt["status"] == "optimal"
@@ -57,6 +60,10 @@ def test_compact_and_kkt_agree_and_kkt_needs_more_binaries(encoding):
     # the KKT model adds one complementarity pair per inequality side and finite bound of the follower: the row
     # y >= sum(x) and the bounds -10 <= y <= 10 (3); the network's units are the same in both
     assert kkt["n_binaries"] - compact["n_binaries"] == 3
+    # the second bounding round cuts the compact model at a gap that occurs; the KKT model has no such point
+    rounds = verify_proxy(problem, graph, graph.forward, _settings(formulation="compact", **{**kw, "obbt_rounds": 2}))
+    assert rounds["upper_bound"] == pytest.approx(compact["upper_bound"], rel=1e-6, abs=1e-6)
+    assert rounds["n_binaries"] <= compact["n_binaries"]
 
 
 def test_upper_bound_dominates_random_sampling():

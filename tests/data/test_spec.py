@@ -18,7 +18,8 @@ GOOD = 'name = "t"\nfamily = "bqp"\nsize = "3x2"\nseed = 3\nn_train = 2\nn_valid
 def test_committed_specs_load():
     specs = sorted(p for p in (ROOT / "datasets").glob("*.toml") if p.name != "registry.toml")
     assert {p.stem for p in specs} >= {"bqp-3x2", "bqp-6x4", "bqp-9x6", "bqp-12x9", "mimpc-robot", "mimpc-tank",
-                                       "dcopf-case57", "dcopf-case118", "dcopf-case300", "ccd-twotank", "ccd-hvac"}
+                                       "dcopf-case57", "dcopf-case118", "dcopf-case300", "ccd-twotank", "ccd-hvac",
+                                       "knapsack-20x2"}
     for path in specs:
         spec = load_spec(path)
         assert spec.name == path.stem
@@ -28,6 +29,8 @@ def test_committed_specs_load():
             from bilevelbench.families.dcopf.power import SHIPPED_CASES
 
             assert spec.options["case"] in SHIPPED_CASES and spec.n_train >= 2000 and spec.n_test >= 500
+        elif spec.family == "knapsack":
+            assert (spec.n_train, spec.n_valid, spec.n_test) == (2000, 200, 500) and spec.content_digest
         elif spec.family.startswith("ccd-"):  # issue 9: the paper's 10000 / 1000 / 1000, best-known test labels
             assert (spec.n_train, spec.n_valid, spec.n_test) == (10000, 1000, 1000)
             assert spec.options["label_splits"] == ["test"] and spec.options["backend"] == "search"

@@ -1,0 +1,1 @@
+"""``knapsack_proxy``: an MLP scores the items, a greedy repair layer keeps every answer feasible."""

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "record with both bounds. The solver is imported into this process: verify code you trust.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  bilevelbench verify-proxy --dataset dcopf-case57.h5 --solver baselines/dcopf_proxy/solver.py:"
-               "VerifiableSolver --delta 0.1 --out wc.json\n"
+               "  bilevelbench verify-proxy --dataset FILE.h5 --solver path/to/solver.py:MyProxy --delta 0.1 "
+               "--out wc.json\n"
                "  bilevelbench verify-proxy ... --method pga                 # the attack alone (seconds)\n"
                "  bilevelbench verify-proxy ... --formulation kkt --encoding sos1   # the bilevel (KKT) model\n"
                "Reading the record: worst_case.lower_bound is a gap that provably occurs (at worst_case.witness), "

@@ -8,9 +8,9 @@ cheap: the heavy work (solvers, torch) is imported inside the methods.
 
 A minimal family (see ``docs/families/adding-a-family.md`` for a complete template)::
 
-    class Knapsack(Family):
-        name = "knapsack"
-        title = "0/1 knapsack with parametric values"
+    class Packing(Family):
+        name = "packing"
+        title = "0/1 packing with parametric values"
         decision = "x"
         param_fields = ("values",)
         label_fields = ("x", "objective")

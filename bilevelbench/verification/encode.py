@@ -5,7 +5,7 @@
     max_{x in box, yhat, y}  F(x, yhat) - (c . y + c0)   s.t.  yhat = proxy(x),  y feasible for x,
 
 no duals and no complementarity: the inner ``max`` over ``y`` of ``-(c . y)`` *is* ``-Phi(x)``, so the optimum is
-the worst gap. A maximisation flips the sign. Integer follower columns are allowed (the knapsack).
+the worst gap. A maximisation flips the sign. Integer follower columns are allowed.
 
 **KKT** (Nellikkath and Chatzivasileiadis): ``y`` is constrained to be optimal through the LP's KKT conditions:
 primal and dual feasibility, stationarity, and one complementarity pair (an SOS1 constraint, i.e. one binary
@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from bilevelbench.errors import UsageError
 from bilevelbench.verification.graph import ProxyGraph
-from bilevelbench.verification.milp import MILP
+from bilevelbench.verification.milp import MILP, quiet_highs
 from bilevelbench.verification.problem import VerificationProblem
 from bilevelbench.verification.value import ProgramValue
 
@@ -157,9 +157,7 @@ class _Builder:
             self.m.rows.pop()
         A = A.tocsc()
         inf = highspy.kHighsInf
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
+        h = quiet_highs()
         lp = highspy.HighsLp()
         n = self.m.n_vars
         lp.num_col_, lp.num_row_ = n, A.shape[0]
@@ -191,37 +189,55 @@ class _Builder:
         self.obbt_time += time.perf_counter() - start
 
     # -- piecewise-linear pieces ------------------------------------------------------------------------------
-    def relu(self, z: np.ndarray, name: str) -> np.ndarray:
-        lo, hi, zv = self.lo(z), self.hi(z), self.val(z)
-        a = self.new(z.size, np.maximum(lo, 0.0), np.maximum(hi, 0.0), np.maximum(zv, 0.0), name=name)
-        for k in range(z.size):
-            zi, ai, l, u = int(z[k]), int(a[k]), lo[k], hi[k]
+    def relu(self, z: np.ndarray, name: str, scale=None, offset=None) -> np.ndarray:
+        """``max(0, scale * z + offset)`` per entry (``scale`` +-1, default 1; ``offset`` default 0), with no
+        column for the argument itself; units that are always 0 share one fixed column."""
+        n = z.size
+        sc = np.ones(n) if scale is None else np.broadcast_to(np.asarray(scale, float), (n,))
+        off = np.zeros(n) if offset is None else np.broadcast_to(np.asarray(offset, float), (n,))
+        zlo, zhi, zv = self.lo(z), self.hi(z), self.val(z)
+        lo = np.where(sc > 0, zlo, -zhi) + off
+        hi = np.where(sc > 0, zhi, -zlo) + off
+        pv = sc * zv + off
+        out = np.empty(n, dtype=np.int64)
+        for k in range(n):
+            zi, l, u, c, o = int(z[k]), lo[k], hi[k], sc[k], off[k]
             if u <= 0:
-                self.m.lower[ai] = self.m.upper[ai] = 0.0
+                out[k] = self.zero()
                 self.stable += 1
-            elif l >= 0:
-                self.m.add_row([ai, zi], [1.0, -1.0], 0.0, 0.0)
+                continue
+            ai = int(self.new(1, max(l, 0.0), u, max(pv[k], 0.0), name=name)[0])
+            out[k] = ai
+            if l >= 0:
+                self.m.add_row([ai, zi], [1.0, -c], o, o)                               # a = pre
                 self.stable += 1
+                continue
+            self.unstable += 1
+            self.preactivations.append(zi)
+            self.m.add_row([ai, zi], [1.0, -c], o, np.inf)                              # a >= pre
+            k_t = u / (u - l)
+            self.m.add_row([ai, zi], [1.0, -k_t * c], -np.inf, -k_t * l + k_t * o)       # triangle
+            if self.encoding == "sos1":
+                sl = self.new(1, 0.0, -l, max(pv[k], 0.0) - pv[k], name=f"{name}_slack")[0]
+                self.m.add_row([ai, zi, sl], [1.0, -c, -1.0], o, o)                     # a - s = pre
+                self.m.add_sos1(ai, sl)
             else:
-                self.unstable += 1
-                self.preactivations.append(zi)
-                self.m.add_row([ai, zi], [1.0, -1.0], 0.0, np.inf)                  # a >= z
-                self.m.add_row([ai, zi], [1.0, -u / (u - l)], -np.inf, -u * l / (u - l))   # triangle
-                if self.encoding == "sos1":
-                    s = self.new(1, 0.0, -l, max(zv[k], 0.0) - zv[k], name=f"{name}_slack")[0]
-                    self.m.add_row([ai, zi, s], [1.0, -1.0, -1.0], 0.0, 0.0)
-                    self.m.add_sos1(ai, s)
-                else:
-                    d = self.new(1, 0.0, 1.0, float(zv[k] > 0), integer=True, name=f"{name}_on")[0]
-                    self.m.add_row([ai, d], [1.0, -u], -np.inf, 0.0)                 # a <= u d
-                    self.m.add_row([ai, zi, d], [1.0, -1.0, -l], -np.inf, -l)       # a <= z - l (1 - d)
-        return a
+                d = self.new(1, 0.0, 1.0, float(pv[k] > 0), integer=True, name=f"{name}_on")[0]
+                self.m.add_row([ai, d], [1.0, -u], -np.inf, 0.0)                         # a <= u d
+                self.m.add_row([ai, zi, d], [1.0, -c, -l], -np.inf, o - l)              # a <= pre - l (1 - d)
+        return out
+
+    def zero(self) -> int:
+        """One column fixed at 0, shared by every unit that is never positive."""
+        if getattr(self, "_zero", None) is None:
+            self._zero = int(self.new(1, 0.0, 0.0, 0.0, name="zero")[0])
+        return self._zero
 
     def clamp(self, z: np.ndarray, lower: np.ndarray, upper: np.ndarray, name: str) -> np.ndarray:
         n = z.size
         eye = sp.identity(n, format="csr")
-        r1 = self.relu(self.affine(eye, z, -lower, f"{name}_below", tighten=False), f"{name}_r1")
-        r2 = self.relu(self.affine(eye, z, -upper, f"{name}_above", tighten=False), f"{name}_r2")
+        r1 = self.relu(z, f"{name}_r1", offset=-lower)            # max(0, z - lo)
+        r2 = self.relu(z, f"{name}_r2", offset=-upper)            # max(0, z - hi)
         out = self.affine(sp.hstack([eye, -eye]).tocsr(), np.concatenate([r1, r2]), lower, name, tighten=False)
         self.set_bounds(out, lower, upper)
         return out
@@ -338,7 +354,7 @@ def encode(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
         if b.m.violation(values) <= 1e-7:                    # a feasible point: its gap occurs, so the optimum
             cutoff = b.m.value(values)                       # is at least this (the KKT model has no such point)
             cutoff -= 1e-6 * (1.0 + abs(cutoff))
-        b.tighten(np.asarray(b.preactivations), cutoff=cutoff)
+        b.tighten(np.unique(np.asarray(b.preactivations)), cutoff=cutoff)
         known = {name: (np.array([b.m.lower[i] for i in idx]), np.array([b.m.upper[i] for i in idx]))
                  for name, idx in b.blocks.items()}
         lp_solves, obbt_time = b.lp_solves, b.obbt_time
@@ -380,8 +396,12 @@ def _build(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
     b.m.add_objective(yhat, sign * ans.c)
     b.m.constant += sign * ans.c0
     if ans.h.size:
-        pre = b.affine(sp.hstack([ans.G, ans.H]).tocsr(), np.concatenate([yhat, x]), ans.h, "penalty_arg")
-        pen = b.relu(pre, "penalty")
+        # rows that are the negative of another (a soft two-sided limit: f - rate and -f - rate) share one column
+        GH = sp.hstack([ans.G, ans.H]).tocsr()
+        rows, signs = _signed_unique_rows(GH)
+        arg = b.affine(GH[rows], np.concatenate([yhat, x]), np.zeros(len(rows)), "penalty_arg")
+        owner = _row_owner(GH, rows)
+        pen = b.relu(arg[owner], "penalty", scale=signs * signs[rows][owner], offset=ans.h)
         b.m.add_objective(pen, sign * ans.price)
     # the follower's optimum: y feasible (compact) or KKT-optimal (kkt)
     _, y_ref = ProgramValue(p).value(ref[None])
@@ -400,6 +420,44 @@ def _build(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
         _add_kkt(b, p, x, y, y_val)
     b.x, b.yhat, b.y = x, yhat, y
     return b
+
+
+def _signed_unique_rows(M: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Representative rows of ``M`` up to sign, and each row's sign relative to its representative."""
+    seen: dict[bytes, int] = {}
+    reps: list[int] = []
+    signs = np.ones(M.shape[0])
+    for r in range(M.shape[0]):
+        row = M.getrow(r)
+        if row.nnz == 0:
+            key = b"zero"
+            sgn = 1.0
+        else:
+            order = np.argsort(row.indices)
+            idx, val = row.indices[order], row.data[order]
+            sgn = 1.0 if val[0] > 0 else -1.0
+            key = idx.tobytes() + np.round(sgn * val, 12).tobytes()
+        if key not in seen:
+            seen[key] = r
+            reps.append(r)
+        signs[r] = sgn
+    return np.asarray(reps, dtype=np.int64), signs
+
+
+def _row_owner(M: sp.csr_matrix, reps: np.ndarray) -> np.ndarray:
+    """For every row of ``M``, the position in ``reps`` of its representative (rows equal up to sign)."""
+    lookup: dict[bytes, int] = {}
+    owner = np.empty(M.shape[0], dtype=np.int64)
+    for r in range(M.shape[0]):
+        row = M.getrow(r)
+        if row.nnz == 0:
+            key = b"zero"
+        else:
+            order = np.argsort(row.indices)
+            idx, val = row.indices[order], row.data[order]
+            key = idx.tobytes() + np.round((1.0 if val[0] > 0 else -1.0) * val, 12).tobytes()
+        owner[r] = lookup.setdefault(key, len(lookup))
+    return owner
 
 
 def _add_kkt(b: _Builder, p, x: np.ndarray, y: np.ndarray, y_val: np.ndarray) -> None:

@@ -13,8 +13,8 @@ gradient attack (:mod:`bilevelbench.verification.attack`):
 ``Clamp(lo, hi)``         ``z <- min(max(z, lo), hi)`` elementwise
 ``ShiftClip(lo, hi,       ``z <- clip(z + t, lo, hi)`` with the scalar ``t`` that makes ``sum z = a . x + c``
 a, c)``                   (Euclidean projection onto a capped simplex: the DC-OPF hypersimplex projection)
-``GreedyRepair(W, a, C,   0/1 items in index order: item ``j`` is taken when ``z_j > 0`` and it still fits,
-c)``                      ``W[:, j] <= r`` with remaining capacity ``r`` starting at ``C x + c`` (a knapsack
+``GreedyRepair(W, C,      0/1 items in index order: item ``j`` is taken when ``z_j > 0`` and it still fits,
+c)``                      ``W[:, j] <= r`` with remaining capacity ``r`` starting at ``C x + c`` (a packing
                           feasibility-restoring layer)
 ``Sigmoid()``             exported so a proxy can say what it holds; not piecewise linear, so the verifier
                           refuses it with one line naming it

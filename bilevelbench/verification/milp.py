@@ -23,6 +23,23 @@ log = logging.getLogger(__name__)
 BACKENDS = ("scip", "highs", "gurobi")
 
 
+def quiet_highs():
+    """A HiGHS instance with no banner, no log and one thread.
+
+    HiGHS's thread scheduler is global: the first run fixes its size, and a later instance that asks for another
+    count fails to run (status "Not Set"), so every model the verifier builds uses one thread.
+    """
+    import highspy
+
+    from bilevelbench.qp import _stdout_silenced
+
+    with _stdout_silenced():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
 class MILP:
     """Maximise ``objective . v + constant`` over columns ``v`` with bounds, integrality, rows and SOS1 pairs."""
 
@@ -131,9 +148,7 @@ def lp_bound(milp: MILP) -> float:
     needs no branching (what a time limit hit before the root node still proves)."""
     import highspy
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    h = quiet_highs()
     inf = highspy.kHighsInf
     A, lo, hi = milp.matrix()
     A = A.tocsc()
@@ -240,12 +255,10 @@ def _solve_highs(milp: MILP, time_limit: float, warm: np.ndarray | None, threads
 
     if milp.sos1:
         raise BackendUnavailableError("HiGHS has no SOS1 constraints; build the model with --encoding bigm")
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.setOptionValue("time_limit", time_limit)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
-    h.setOptionValue("threads", threads)
     h.setOptionValue("random_seed", 0)
     inf = highspy.kHighsInf
     A, lo, hi = milp.matrix()

@@ -144,6 +144,9 @@ class VerificationProblem:
         ``(x (B, nx)) -> (B,)``: ``Phi`` by the family's exact solver (NaN where it has no optimum).
     fixed : (nx,) bool array
         Parameters the domain never moves (a bus without load).
+    answer_feasible : callable, optional
+        ``(x, yhat) -> (B,) bool``: whether an answer is feasible as the evaluator judges it (the re-check
+        reports an infeasible witness answer).
     notes : list of str
         Family-specific remarks copied into the record.
     """
@@ -159,6 +162,7 @@ class VerificationProblem:
     answer_value: Callable[[np.ndarray, np.ndarray], np.ndarray]
     exact_optimum: Callable[[np.ndarray], np.ndarray]
     fixed: np.ndarray | None = None
+    answer_feasible: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     notes: list = field(default_factory=list)
 
     @property
@@ -204,11 +208,9 @@ def check_domain_feasible(problem: VerificationProblem, lower: np.ndarray, upper
     p = problem.program
     nx, ny = p.n_x, p.n_y
     A = sp.hstack([p.A, -p.B]).tocsc()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    # HiGHS's thread scheduler is global: the first run fixes its size, and every later Highs that asks for
-    # another count fails to run ("Not Set"); the verifier's models all use one thread
-    h.setOptionValue("threads", 1)
+    from bilevelbench.verification.milp import quiet_highs
+
+    h = quiet_highs()
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = ny + nx, A.shape[0]

@@ -15,6 +15,7 @@ import highspy
 import numpy as np
 
 from bilevelbench.errors import SolverError
+from bilevelbench.qp import _set_time_limit
 from bilevelbench.verification.problem import ParametricProgram
 
 
@@ -33,10 +34,10 @@ class ProgramValue:
         inf = highspy.kHighsInf
         self._inf = inf
         A = program.A.tocsc()
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("threads", 1)
-        self.h.setOptionValue("time_limit", float(time_limit))
+        from bilevelbench.verification.milp import quiet_highs
+
+        self.h = quiet_highs()
+        self.time_limit = float(time_limit)
         self.h.setOptionValue("mip_rel_gap", 0.0)
         self.h.setOptionValue("mip_abs_gap", 0.0)
         lp = highspy.HighsLp()
@@ -67,6 +68,7 @@ class ProgramValue:
         if self.p.is_lp is False:
             kinds = self.integrality if integer else [highspy.HighsVarType.kContinuous] * self.p.n_y
             self.h.changeColsIntegrality(self.p.n_y, self.cols, kinds)
+        _set_time_limit(self.h, self.time_limit)     # the instance's run clock is cumulative
         self.h.run()
         status = self.h.getModelStatus()
         if status == highspy.HighsModelStatus.kInfeasible:
@@ -87,8 +89,10 @@ class ProgramValue:
             _, values[b], ys[b], _ = self._run(integer=True)
         return values, ys
 
-    def value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``Phi`` (B,) and its gradient (B, nx): exact for LPs, from the LP relaxation (VFA) otherwise."""
+    def value_and_grad(self, x: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``Phi`` (B,) and its gradient (B, nx): exact for LPs, from the LP relaxation (VFA) otherwise.
+
+        With ``exact=False`` an integer program's value is its LP relaxation's too (the VFA alone: no MILP)."""
         x = np.atleast_2d(np.asarray(x, float))
         values = np.full(x.shape[0], np.nan)
         grads = np.zeros_like(x)
@@ -99,5 +103,5 @@ class ProgramValue:
             if not ok:
                 continue
             grads[b] = BT @ duals
-            values[b] = relaxed if self.p.is_lp else self._run(integer=True)[1]
+            values[b] = relaxed if self.p.is_lp or not exact else self._run(integer=True)[1]
         return values, grads

@@ -72,6 +72,14 @@ def verification_problem(ds) -> VerificationProblem:
     def answer_value(pd: np.ndarray, pg: np.ndarray) -> np.ndarray:
         return s.objective(np.atleast_2d(pg), np.atleast_2d(pd))
 
+    def answer_feasible(pd: np.ndarray, pg: np.ndarray) -> np.ndarray:
+        from bilevelbench.evaluate.metrics import FEASIBILITY_TOL
+
+        pd, pg = np.atleast_2d(pd), np.atleast_2d(pg)
+        demand = np.abs(pd).sum(1) + np.abs(s.gs).sum()
+        balance = np.abs(s.balance_residual(pg, pd)) <= FEASIBILITY_TOL * (1.0 + demand)
+        return balance & (s.bound_violation(pg) <= FEASIBILITY_TOL * max(1.0, float(np.abs(s.pmax).max())))
+
     def exact_optimum(pd: np.ndarray) -> np.ndarray:
         out = []
         for row in np.atleast_2d(pd):
@@ -83,6 +91,6 @@ def verification_problem(ds) -> VerificationProblem:
     return VerificationProblem(
         param="pd", decision="pg", program=program, answer=answer, decision_columns=np.arange(ng),
         nominal=nominal, train_params=train_pd, units="$/h", answer_value=answer_value,
-        exact_optimum=exact_optimum, fixed=(np.asarray(s.pd_ref) == 0) & (np.abs(nominal) == 0),
+        exact_optimum=exact_optimum, answer_feasible=answer_feasible, fixed=(np.asarray(s.pd_ref) == 0) & (np.abs(nominal) == 0),
         notes=[f"{s.case}: {nb} buses, {ng} generators, {k} limited branches; thermal penalty {s.penalty:g} $/MW",
                "nominal loads: the mean of the train split's loads"])

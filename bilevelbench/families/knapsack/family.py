@@ -95,6 +95,11 @@ class Knapsack(Family):
         return score_knapsack(ds.structure, answers.params, answers.labels, answers.y, answers.answered,
                               answers.reasons, progress)
 
+    def verification_problem(self, ds):
+        from bilevelbench.families.knapsack.verification import verification_problem
+
+        return verification_problem(ds)
+
     def headline_metrics(self, score, aggregates: dict[str, dict]) -> dict:
         from bilevelbench.families.knapsack.score import headline_metrics
 

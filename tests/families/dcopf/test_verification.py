@@ -123,7 +123,9 @@ def test_cli_writes_the_record(case14, tmp_path):
                 "formulation", "delta", "time_s", "n_binaries", "n_variables"):
         assert key in wc, key
     assert wc["units"] == "$/h" and wc["method"] == "both" and wc["delta"] == 0.1
-    assert set(wc["witness"]) == {"params", "proxy_solution", "proxy_objective", "optimal_objective"}
+    assert set(wc["witness"]) == {"source", "params", "proxy_solution", "proxy_objective", "proxy_feasible",
+                                  "optimal_objective"}
+    assert wc["witness"]["proxy_feasible"] is True
     assert len(wc["witness"]["params"]["pd"]) == 14 and len(wc["witness"]["proxy_solution"]["pg"]) == 5
     assert wc["upper_bound"] >= wc["lower_bound"] >= 0
 

@@ -102,6 +102,9 @@ class Solver(_Base):
         """
         return export_graph(self.frozen, spec.structure, f"{self.name} {self.version}")
 
+    def solve(self, params) -> Prediction:
+        return Prediction(y=self.frozen(np.asarray(params["pd"], dtype=np.float64)))
+
 
 def export_graph(frozen: FrozenProxy, structure, description: str = "") -> ProxyGraph:
     """A :class:`FrozenProxy` as a :class:`~bilevelbench.verification.graph.ProxyGraph` (float64 weights)."""
@@ -134,6 +137,3 @@ class VerifiableSolver(Solver):
     description = ("Chen, Tanneau and Van Hentenryck's end-to-end feasible proxy with a hard (piecewise-linear) "
                    "bound clamp and a 2 x 32 MLP, so its worst case can be verified exactly")
     clamp = "hard"
-
-    def solve(self, params) -> Prediction:
-        return Prediction(y=self.frozen(np.asarray(params["pd"], dtype=np.float64)))

@@ -90,3 +90,23 @@ def test_solver_in_process_and_missing_weights(case14_set, tmp_path):
     other = TaskSpec(family="bqp", dataset="x", split="test", n_instances=1, structure=None, param_names=("c",),
                      y_dim=1, z_dim=1)
     assert solver.skip(other)[0] is True
+
+
+@pytest.mark.parametrize("clamp", ["sigmoid", "hard"])
+def test_exported_graph_is_the_function_solve_computes(case14_set, tmp_path, clamp):
+    from baselines.dcopf_proxy.solver import VerifiableSolver
+
+    train(quick_args(case14_set, tmp_path, "--clamp", clamp, "--out", str(tmp_path / f"{clamp}.pt")))
+    ds = InstanceSet.open(case14_set)
+    s = ds.structure
+    spec = TaskSpec(family="dcopf", dataset="tiny", split="test", n_instances=12, structure=s,
+                    param_names=("pd",), y_dim=s.n_gen, z_dim=0)
+    solver = VerifiableSolver() if clamp == "hard" else Solver()
+    solver.weights_dir = tmp_path
+    solver.setup(spec, None)
+    assert solver.weights_path.name == f"{clamp}.pt"            # each solver picks the weights of its clamp
+    graph = solver.export_graph(spec)
+    kinds = [layer.kind for layer in graph.layers]
+    assert ("sigmoid" in kinds) == (clamp == "sigmoid") and kinds[-1] == "shift_clip"
+    pd = np.asarray(ds.split("test").params["pd"], float) * np.random.default_rng(0).uniform(0.9, 1.1, (1, s.n_bus))
+    np.testing.assert_allclose(graph.forward(pd), solver.solve({"pd": pd}).y, atol=1e-3)   # float32 MLP in solve

@@ -140,7 +140,8 @@ class MILPResult:
     solution: np.ndarray | None
     time_s: float
     nodes: int = 0
-    log: list = field(default_factory=list)
+    #: ``[seconds, incumbent, dual bound]`` each time a bound moved (SCIP only; maximisation: dual >= incumbent).
+    history: list = field(default_factory=list)
 
 
 def lp_bound(milp: MILP) -> float:
@@ -195,6 +196,38 @@ def _finite(x: float) -> float:
     return float(x) if np.isfinite(x) else float("inf") if x > 0 else float("-inf")
 
 
+def _bound_trace_class():
+    import pyscipopt
+
+    class BoundTrace(pyscipopt.Eventhdlr):
+        """Appends ``[seconds, incumbent, dual bound]`` whenever a node is solved and either bound moved."""
+
+        def __init__(self, history: list) -> None:
+            self.history = history
+            self.start = time.perf_counter()
+
+        def eventinit(self):
+            self.model.catchEvent(pyscipopt.SCIP_EVENTTYPE.NODESOLVED, self)
+            self.model.catchEvent(pyscipopt.SCIP_EVENTTYPE.BESTSOLFOUND, self)
+
+        def eventexit(self):
+            self.model.dropEvent(pyscipopt.SCIP_EVENTTYPE.NODESOLVED, self)
+            self.model.dropEvent(pyscipopt.SCIP_EVENTTYPE.BESTSOLFOUND, self)
+
+        def eventexec(self, event):
+            primal = float(self.model.getPrimalbound())
+            dual = float(self.model.getDualbound())
+            if not self.history or self.history[-1][1:] != [primal, dual]:
+                self.history.append([round(time.perf_counter() - self.start, 3), primal, dual])
+            return {}
+
+    return BoundTrace
+
+
+def _bound_trace(history: list):
+    return _bound_trace_class()(history)
+
+
 def _solve_scip(milp: MILP, time_limit: float, warm: np.ndarray | None, threads: int) -> MILPResult:
     try:
         import pyscipopt
@@ -232,6 +265,8 @@ def _solve_scip(milp: MILP, time_limit: float, warm: np.ndarray | None, threads:
             m.setSolVal(sol, xs[i], float(v))
         accepted = m.addSol(sol, free=True)
         log.info("SCIP %s the warm start", "accepted" if accepted else "rejected")
+    history: list = []
+    m.includeEventhdlr(_bound_trace(history), "bound_trace", "records (time, incumbent, dual bound) as they move")
     start = time.perf_counter()
     m.optimize()
     elapsed = time.perf_counter() - start
@@ -247,7 +282,7 @@ def _solve_scip(milp: MILP, time_limit: float, warm: np.ndarray | None, threads:
     mapped = {"optimal": "optimal", "timelimit": "time_limit", "infeasible": "infeasible"}.get(status, status)
     if mapped == "optimal":
         upper = max(upper, lower)
-    return MILPResult("scip", mapped, lower, upper, solution, elapsed, int(m.getNNodes()))
+    return MILPResult("scip", mapped, lower, upper, solution, elapsed, int(m.getNNodes()), history)
 
 
 def _solve_highs(milp: MILP, time_limit: float, warm: np.ndarray | None, threads: int) -> MILPResult:
@@ -355,3 +390,11 @@ def _solve_gurobi(milp: MILP, time_limit: float, warm: np.ndarray | None, thread
     if mapped == "optimal":
         upper = max(upper, lower)
     return MILPResult("gurobi", mapped, lower, upper, solution, elapsed, int(m.NodeCount))
+
+
+def time_to_bound(history: list, bound: float, tol: float = 1e-6) -> float | None:
+    """Seconds until the dual bound first fell to ``bound`` (within ``tol`` relative), or None if it never did."""
+    for t, _, dual in history:
+        if dual <= bound + tol * max(1.0, abs(bound)):
+            return float(t)
+    return None

@@ -131,7 +131,7 @@ def verify_proxy(problem: VerificationProblem, graph: ProxyGraph, solve_fn: Call
             f"{result.time_s:.1f} s")
         milp_block = {"backend": result.backend, "status": result.status, "incumbent": _num(result.lower_bound),
                       "dual_bound": _num(result.upper_bound), "lp_relaxation_bound": _num(relaxation), "solve_s": round(result.time_s, 3),
-                      "nodes": result.nodes, **enc.stats}
+                      "nodes": result.nodes, "bound_history": _thin(result.history), **enc.stats}
         milp_point = result.solution[enc.x] if result.solution is not None else None
         milp_upper, milp_claim = result.upper_bound, result.lower_bound
     else:
@@ -221,6 +221,14 @@ def _candidates(problem: VerificationProblem, pga, milp_point, milp_claim: float
     if not out:
         out.append(("nominal", np.clip(problem.nominal, lower, upper), -np.inf))
     return out
+
+
+def _thin(history: list, keep: int = 200) -> list:
+    """At most ``keep`` points of a bound history (first, last and evenly spaced ones), JSON-safe."""
+    if len(history) > keep:
+        idx = np.unique(np.linspace(0, len(history) - 1, keep).round().astype(int))
+        history = [history[i] for i in idx]
+    return [[t, _num(p), _num(d)] for t, p, d in history]
 
 
 def _num(v):

@@ -157,3 +157,32 @@ def test_each_family_shows_its_own_violation_columns(tmp_path: Path):
     assert "coupling violation mean" in bqp and "balance violated" not in bqp
     html = (tmp_path / "out" / "index.html").read_text()
     assert "overload cost mean ($)" in html and "integer-only violated" in html
+
+
+def test_verifiable_families_show_the_worst_case_beside_the_mean_gap(tmp_path: Path):
+    """dcopf supports verify-proxy: its tables show the worst case found and the certified bound (a dash for a
+    record without them); bqp does not, so its tables have no such columns."""
+    from tests.leaderboard.factory import make_record, write_record
+
+    verified = make_record(dataset="dcopf-case57", sha256="ab" * 32, solver="proxy-pwl")
+    verified["dataset"]["family"] = "dcopf"
+    verified["metrics"].update(worst_case_gap_found=0.0608, worst_case_upper_bound=0.0609)
+    plain = make_record(dataset="dcopf-case57", sha256="ab" * 32, solver="proxy-sigmoid", gap_mean=1e-3)
+    plain["dataset"]["family"] = "dcopf"
+    write_record(tmp_path / "r", "verified.json", verified)
+    write_record(tmp_path / "r", "plain.json", plain)
+    write_record(tmp_path / "r", "bqp.json", make_record(dataset="bqp-3x2", sha256="cd" * 32))
+    build_leaderboard(tmp_path / "r", tmp_path / "out")
+    text = (tmp_path / "out" / "LEADERBOARD.md").read_text()
+    sections = {s.split("\n", 1)[0]: s for s in text.split("\n## ")[1:]}
+    dc = next(v for k, v in sections.items() if k.startswith("dcopf-case57"))
+    header = next(line for line in dc.splitlines() if line.startswith("| rank"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells.index("worst-case gap found") == cells.index("gap max") + 1
+    assert cells.index("certified upper bound") == cells.index("gap max") + 2
+    row = next(line for line in dc.splitlines() if "proxy-pwl" in line)
+    assert "6.08e-02" in row and "6.09e-02" in row
+    other = [c.strip() for c in next(line for line in dc.splitlines() if "proxy-sigmoid" in line).strip("|").split("|")]
+    assert other[cells.index("worst-case gap found")] == other[cells.index("certified upper bound")] == "\u2014"
+    bqp = next(v for k, v in sections.items() if k.startswith("bqp-3x2"))
+    assert "worst-case gap found" not in bqp

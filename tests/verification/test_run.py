@@ -76,6 +76,9 @@ def test_upper_bound_dominates_random_sampling():
     gaps = problem.gap(problem.answer_value(x, graph.forward(x)), problem.exact_optimum(x))
     assert gaps.max() <= block["upper_bound"] + 1e-6
     assert block["lower_bound"] >= gaps.max() - 1e-6          # proved optimal: nothing sampled beats it
+    duals = [d for _, _, d in block["milp"]["bound_history"] if d is not None]
+    assert duals and all(b <= a + 1e-9 for a, b in zip(duals, duals[1:], strict=False))   # SCIP's bound only falls
+    assert duals[-1] == pytest.approx(block["upper_bound"], abs=1e-6)
 
 
 def test_witness_is_rechecked_with_the_submissions_own_solve():

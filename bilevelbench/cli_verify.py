@@ -57,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ReLU encoding: big-M rows with proved bounds, or SOS1 pairs (SCIP, Gurobi) (default bigm)")
     p.add_argument("--backend", choices=("scip", "highs", "gurobi"), default="scip",
                    help="MILP solver (default scip; gurobi only where the model fits its license)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="MILP solver threads (Gurobi only: SCIP branches on one thread, and HiGHS shares one process-wide "
+                        "scheduler fixed at one thread) (default 1)")
     p.add_argument("--time-limit", type=float, default=600.0, metavar="S",
                    help="seconds for the whole run; the MILP gets what the attack leaves (default 600)")
     p.add_argument("--no-obbt", action="store_true", help="bounds from interval arithmetic only (no LP tightening)")
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     settings = VerifySettings(method=args.method, formulation=args.formulation, encoding=args.encoding,
                               backend=args.backend, domain=args.domain, delta=args.delta,
                               time_limit=args.time_limit, obbt=not args.no_obbt, obbt_rounds=args.obbt_rounds,
+                              threads=args.threads,
                               attack=AttackSettings(starts=args.starts, steps=args.steps, step=args.step,
                                                     seed=args.seed, time_limit=args.time_limit))
     if args.out is not None and not args.out.parent.is_dir():

@@ -291,6 +291,8 @@ def _solve_highs(milp: MILP, time_limit: float, warm: np.ndarray | None, threads
     if milp.sos1:
         raise BackendUnavailableError("HiGHS has no SOS1 constraints; build the model with --encoding bigm")
     h = quiet_highs()
+    if threads != 1:
+        log.info("HiGHS runs its MILP with one thread here (its scheduler is process-wide and fixed at one)")
     h.setOptionValue("time_limit", time_limit)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)

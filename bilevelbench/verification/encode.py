@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from bilevelbench.errors import UsageError
 from bilevelbench.verification.graph import ProxyGraph
-from bilevelbench.verification.milp import MILP, quiet_highs
+from bilevelbench.verification.milp import MILP, highs_model, quiet_highs
 from bilevelbench.verification.problem import VerificationProblem
 from bilevelbench.verification.value import ProgramValue
 
@@ -155,20 +155,8 @@ class _Builder:
         A, rlo, rhi = self.m.matrix()
         if cutoff is not None:
             self.m.rows.pop()
-        A = A.tocsc()
-        inf = highspy.kHighsInf
         h = quiet_highs()
-        lp = highspy.HighsLp()
-        n = self.m.n_vars
-        lp.num_col_, lp.num_row_ = n, A.shape[0]
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = np.where(np.isfinite(self.m.lower), self.m.lower, -inf)
-        lp.col_upper_ = np.where(np.isfinite(self.m.upper), self.m.upper, inf)
-        lp.row_lower_ = np.where(np.isfinite(rlo), rlo, -inf)
-        lp.row_upper_ = np.where(np.isfinite(rhi), rhi, inf)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-        h.passModel(lp)
+        h.passModel(highs_model(A, np.zeros(self.m.n_vars), self.m.lower, self.m.upper, rlo, rhi))
         new_lo, new_hi = self.lo(idx), self.hi(idx)
         for k, i in enumerate(idx):
             if new_hi[k] - new_lo[k] <= 1e-9:

@@ -40,6 +40,29 @@ def quiet_highs():
     return h
 
 
+def highs_model(A, cost, col_lower, col_upper, row_lower, row_upper, offset: float = 0.0, integer=None):
+    """A ``highspy.HighsLp`` (minimise ``cost . v + offset``) from a sparse matrix and bounds in which infinite
+    values mean "no bound"; ``integer`` marks integer columns."""
+    import highspy
+
+    inf = highspy.kHighsInf
+    A = sp.csc_matrix(A)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.col_cost_ = np.asarray(cost, float)
+    lp.offset_ = float(offset)
+    for name, values, fill in (("col_lower_", col_lower, -inf), ("col_upper_", col_upper, inf),
+                               ("row_lower_", row_lower, -inf), ("row_upper_", row_upper, inf)):
+        values = np.asarray(values, float)
+        setattr(lp, name, np.where(np.isfinite(values), values, fill))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    if integer is not None:
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                           for i in integer]
+    return lp
+
+
 class MILP:
     """Maximise ``objective . v + constant`` over columns ``v`` with bounds, integrality, rows and SOS1 pairs."""
 
@@ -150,20 +173,8 @@ def lp_bound(milp: MILP) -> float:
     import highspy
 
     h = quiet_highs()
-    inf = highspy.kHighsInf
     A, lo, hi = milp.matrix()
-    A = A.tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = milp.n_vars, A.shape[0]
-    lp.col_cost_ = -milp.cost()
-    lp.offset_ = -milp.constant
-    lp.col_lower_ = np.where(np.isfinite(milp.lower), milp.lower, -inf)
-    lp.col_upper_ = np.where(np.isfinite(milp.upper), milp.upper, inf)
-    lp.row_lower_ = np.where(np.isfinite(lo), lo, -inf)
-    lp.row_upper_ = np.where(np.isfinite(hi), hi, inf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-    h.passModel(lp)
+    h.passModel(highs_model(A, -milp.cost(), milp.lower, milp.upper, lo, hi, -milp.constant))
     h.run()
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kOptimal:
@@ -297,23 +308,9 @@ def _solve_highs(milp: MILP, time_limit: float, warm: np.ndarray | None, threads
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
     h.setOptionValue("random_seed", 0)
-    inf = highspy.kHighsInf
     A, lo, hi = milp.matrix()
-    A = A.tocsc()
-    lp = highspy.HighsLp()
-    n = milp.n_vars
-    lp.num_col_, lp.num_row_ = n, A.shape[0]
-    lp.col_cost_ = -milp.cost()                      # HiGHS minimises
-    lp.offset_ = -milp.constant
-    lp.col_lower_ = np.where(np.isfinite(milp.lower), milp.lower, -inf)
-    lp.col_upper_ = np.where(np.isfinite(milp.upper), milp.upper, inf)
-    lp.row_lower_ = np.where(np.isfinite(lo), lo, -inf)
-    lp.row_upper_ = np.where(np.isfinite(hi), hi, inf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-    lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                       for i in milp.integer]
-    h.passModel(lp)
+    # HiGHS minimises: the negated objective
+    h.passModel(highs_model(A, -milp.cost(), milp.lower, milp.upper, lo, hi, -milp.constant, milp.integer))
     if warm is not None:
         sol = highspy.HighsSolution()
         sol.col_value = list(map(float, warm))

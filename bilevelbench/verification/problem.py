@@ -205,23 +205,13 @@ def check_domain_feasible(problem: VerificationProblem, lower: np.ndarray, upper
     with the integrality dropped: if even that is infeasible, so is every instance)."""
     import highspy
 
-    p = problem.program
-    nx, ny = p.n_x, p.n_y
-    A = sp.hstack([p.A, -p.B]).tocsc()
-    from bilevelbench.verification.milp import quiet_highs
+    from bilevelbench.verification.milp import highs_model, quiet_highs
 
+    p = problem.program
     h = quiet_highs()
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = ny + nx, A.shape[0]
-    lp.col_cost_ = np.zeros(ny + nx)
-    lp.col_lower_ = np.concatenate([np.where(np.isfinite(p.y_lower), p.y_lower, -inf), lower])
-    lp.col_upper_ = np.concatenate([np.where(np.isfinite(p.y_upper), p.y_upper, inf), upper])
-    lp.row_lower_ = np.where(np.isfinite(p.row_lower), p.row_lower, -inf)
-    lp.row_upper_ = np.where(np.isfinite(p.row_upper), p.row_upper, inf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-    h.passModel(lp)
+    h.passModel(highs_model(sp.hstack([p.A, -p.B]), np.zeros(p.n_y + p.n_x),
+                            np.concatenate([p.y_lower, lower]), np.concatenate([p.y_upper, upper]),
+                            p.row_lower, p.row_upper))
     h.run()
     if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
         raise InfeasibleDomainError(

@@ -30,31 +30,21 @@ class ProgramValue:
     """
 
     def __init__(self, program: ParametricProgram, time_limit: float = 60.0) -> None:
-        self.p = program
-        inf = highspy.kHighsInf
-        self._inf = inf
-        A = program.A.tocsc()
-        from bilevelbench.verification.milp import quiet_highs
+        from bilevelbench.verification.milp import highs_model, quiet_highs
 
+        self.p = program
+        self._inf = highspy.kHighsInf
+        A = program.A.tocsc()
         self.h = quiet_highs()
         self.time_limit = float(time_limit)
         self.h.setOptionValue("mip_rel_gap", 0.0)
         self.h.setOptionValue("mip_abs_gap", 0.0)
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = program.n_y, A.shape[0]
         sign = 1.0 if program.sense == "min" else -1.0
         self.sign = sign
-        lp.col_cost_ = sign * program.c
-        lp.offset_ = sign * program.c0
-        lp.col_lower_ = np.where(np.isfinite(program.y_lower), program.y_lower, -inf)
-        lp.col_upper_ = np.where(np.isfinite(program.y_upper), program.y_upper, inf)
-        lp.row_lower_ = np.where(np.isfinite(program.row_lower), program.row_lower, -inf)
-        lp.row_upper_ = np.where(np.isfinite(program.row_upper), program.row_upper, inf)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+        self.h.passModel(highs_model(A, sign * program.c, program.y_lower, program.y_upper, program.row_lower,
+                                     program.row_upper, sign * program.c0))
         self.integrality = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                             for i in program.integer]
-        self.h.passModel(lp)
         self.rows = np.arange(A.shape[0], dtype=np.int32)
         self.cols = np.arange(program.n_y, dtype=np.int32)
 

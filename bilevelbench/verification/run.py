@@ -228,7 +228,8 @@ def _thin(history: list, keep: int = 200) -> list:
     if len(history) > keep:
         idx = np.unique(np.linspace(0, len(history) - 1, keep).round().astype(int))
         history = [history[i] for i in idx]
-    return [[t, _num(p), _num(d)] for t, p, d in history]
+    return [[t, _num(p) if abs(p) < 1e19 else None, _num(d) if abs(d) < 1e19 else None]   # SCIP's infinity: none
+            for t, p, d in history]
 
 
 def _num(v):

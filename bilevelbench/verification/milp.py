@@ -293,6 +293,8 @@ def _solve_scip(milp: MILP, time_limit: float, warm: np.ndarray | None, threads:
     mapped = {"optimal": "optimal", "timelimit": "time_limit", "infeasible": "infeasible"}.get(status, status)
     if mapped == "optimal":
         upper = max(upper, lower)
+    if not history or history[-1][1:] != [lower, upper]:       # solved in presolve: no node event fired
+        history.append([round(elapsed, 3), lower, upper])
     return MILPResult("scip", mapped, lower, upper, solution, elapsed, int(m.getNNodes()), history)
 
 

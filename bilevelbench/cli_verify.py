@@ -79,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bilevelbench.cli_evaluate import _command_line
     from bilevelbench.data.instance_set import InstanceSet
     from bilevelbench.evaluate.evaluator import dataset_block
     from bilevelbench.evaluate.provenance import file_sha256, provenance
@@ -173,12 +174,6 @@ def summary_lines(block: dict) -> list[str]:
         lines.append(f"attack (PGA)             gap {block['pga']['gap']:.6g} {units} in {block['pga']['time_s']:.1f} s")
     lines += [f"note                     {n}" for n in block["notes"]]
     return lines
-
-
-def _command_line() -> str:
-    import shlex
-
-    return "bilevelbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _existing_record(path: Path | None, overwrite: bool) -> dict | None:

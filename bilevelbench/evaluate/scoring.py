@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bilevelbench.core.statuses import SOLUTION_STATUSES
+from bilevelbench.errors import UsageError
 
 
 @dataclass
@@ -79,7 +80,7 @@ def paper_offset(meta: dict) -> float | None:
 def score_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, str], labels: dict[str, np.ndarray],
                fields: tuple[str, ...], measure: Callable[[np.ndarray, np.ndarray], tuple[dict, np.ndarray]], *,
                name: str = "y", chunk: int | None = None, gap_floor: float | None = None,
-               progress: Callable[[int], object] | None = None) -> SplitScore:
+               progress: Callable[[int], object] | None = None, sense: str = "min") -> SplitScore:
     """The scoring loop the vectorised family scorers share.
 
     Rows that are unanswered or not finite become failures (:func:`usable_rows`); the others are measured in
@@ -107,9 +108,14 @@ def score_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, s
     gap_floor : float, optional
     progress : callable, optional
         Called with the number of instances scored in each chunk.
+    sense : {"min", "max"}
+        The family's objective sense: ``signed_gap`` is positive when the answer is worse than the reference,
+        ``(f - f*)`` for a minimisation and ``(f* - f)`` for a maximisation, over ``max(|f*|, floor)``.
     """
     from bilevelbench.evaluate import metrics
 
+    if sense not in ("min", "max"):
+        raise UsageError(f"sense must be 'min' or 'max', received {sense!r}")
     n = answered.shape[0]
     values = {key: np.full(n, np.nan) for key in fields}
     feasible = np.zeros(n, bool)
@@ -125,7 +131,8 @@ def score_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, s
         objective = np.asarray(measured["objective"], float)
         values["reference_objective"][part] = reference[part]
         values["gap"][part] = metrics.relative_gap(objective, reference[part], floor)
-        values["signed_gap"][part] = metrics.signed_relative_gap(objective, reference[part], floor)
+        signed = metrics.signed_relative_gap(objective, reference[part], floor)
+        values["signed_gap"][part] = signed if sense == "min" else -signed
         scored[part] = True
         feasible[part] = ok
     if progress is not None and 0 < rows.size < n:

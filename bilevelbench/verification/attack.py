@@ -111,6 +111,7 @@ def attack(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
         starts.append(lower + (upper - lower) * rng.random(lower.size))
     x = np.asarray(starts[:n], float)
     value = ProgramValue(problem.program)
+    answer = _AnswerTorch(problem)
     sense = 1.0 if problem.sense == "min" else -1.0
     width = upper - lower
     best_x, best_gap = x[0].copy(), -np.inf
@@ -122,7 +123,7 @@ def attack(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
     for t in range(steps + 1):
         xt = torch.tensor(x, requires_grad=True)
         yhat = torch_forward(graph, xt)
-        F = _answer_torch(problem, xt, yhat)
+        F = answer(xt, yhat)
         if F.requires_grad:
             F.sum().backward()
             grad_F = xt.grad.numpy()
@@ -150,12 +151,19 @@ def attack(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
     return AttackResult(best_x, best_gap, time.perf_counter() - start, evaluations, history, start_best)
 
 
-def _answer_torch(problem: VerificationProblem, x: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
-    a = problem.answer
-    value = yhat @ torch.as_tensor(a.c) + a.c0
-    if a.h.size:
-        G = torch.as_tensor(a.G.toarray())
-        H = torch.as_tensor(a.H.toarray())
-        pre = yhat @ G.T + x @ H.T + torch.as_tensor(a.h)
-        value = value + torch.relu(pre) @ torch.as_tensor(a.price)
-    return value
+class _AnswerTorch:
+    """``F(x, yhat)`` in torch, its matrices converted once."""
+
+    def __init__(self, problem: VerificationProblem) -> None:
+        a = problem.answer
+        self.c, self.c0 = torch.as_tensor(a.c), a.c0
+        self.penalised = bool(a.h.size)
+        if self.penalised:
+            self.G, self.H = torch.as_tensor(a.G.toarray()), torch.as_tensor(a.H.toarray())
+            self.h, self.price = torch.as_tensor(a.h), torch.as_tensor(a.price)
+
+    def __call__(self, x: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
+        value = yhat @ self.c + self.c0
+        if self.penalised:
+            value = value + torch.relu(yhat @ self.G.T + x @ self.H.T + self.h) @ self.price
+        return value

@@ -386,9 +386,8 @@ def _build(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
     if ans.h.size:
         # rows that are the negative of another (a soft two-sided limit: f - rate and -f - rate) share one column
         GH = sp.hstack([ans.G, ans.H]).tocsr()
-        rows, signs = _signed_unique_rows(GH)
+        rows, signs, owner = _rows_up_to_sign(GH)
         arg = b.affine(GH[rows], np.concatenate([yhat, x]), np.zeros(len(rows)), "penalty_arg")
-        owner = _row_owner(GH, rows)
         pen = b.relu(arg[owner], "penalty", scale=signs * signs[rows][owner], offset=ans.h)
         b.m.add_objective(pen, sign * ans.price)
     # the follower's optimum: y feasible (compact) or KKT-optimal (kkt)
@@ -410,42 +409,35 @@ def _build(problem: VerificationProblem, graph: ProxyGraph, lower: np.ndarray, u
     return b
 
 
-def _signed_unique_rows(M: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Representative rows of ``M`` up to sign, and each row's sign relative to its representative."""
-    seen: dict[bytes, int] = {}
+def _rows_up_to_sign(M: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``M`` that are equal up to sign share one representative.
+
+    Returns
+    -------
+    reps : (r,) int array
+        The first row of each class.
+    signs : (rows,) array
+        Each row's sign relative to its canonical form (first non-zero positive).
+    owner : (rows,) int array
+        The position in ``reps`` of each row's class.
+    """
+    classes: dict[bytes, int] = {}
     reps: list[int] = []
     signs = np.ones(M.shape[0])
-    for r in range(M.shape[0]):
-        row = M.getrow(r)
-        if row.nnz == 0:
-            key = b"zero"
-            sgn = 1.0
-        else:
-            order = np.argsort(row.indices)
-            idx, val = row.indices[order], row.data[order]
-            sgn = 1.0 if val[0] > 0 else -1.0
-            key = idx.tobytes() + np.round(sgn * val, 12).tobytes()
-        if key not in seen:
-            seen[key] = r
-            reps.append(r)
-        signs[r] = sgn
-    return np.asarray(reps, dtype=np.int64), signs
-
-
-def _row_owner(M: sp.csr_matrix, reps: np.ndarray) -> np.ndarray:
-    """For every row of ``M``, the position in ``reps`` of its representative (rows equal up to sign)."""
-    lookup: dict[bytes, int] = {}
     owner = np.empty(M.shape[0], dtype=np.int64)
     for r in range(M.shape[0]):
         row = M.getrow(r)
-        if row.nnz == 0:
-            key = b"zero"
-        else:
+        key = b"zero"
+        if row.nnz:
             order = np.argsort(row.indices)
             idx, val = row.indices[order], row.data[order]
-            key = idx.tobytes() + np.round((1.0 if val[0] > 0 else -1.0) * val, 12).tobytes()
-        owner[r] = lookup.setdefault(key, len(lookup))
-    return owner
+            signs[r] = 1.0 if val[0] > 0 else -1.0
+            key = idx.tobytes() + np.round(signs[r] * val, 12).tobytes()
+        if key not in classes:
+            classes[key] = len(reps)
+            reps.append(r)
+        owner[r] = classes[key]
+    return np.asarray(reps, dtype=np.int64), signs, owner
 
 
 def _add_kkt(b: _Builder, p, x: np.ndarray, y: np.ndarray, y_val: np.ndarray) -> None:

@@ -207,7 +207,8 @@ def _finite(x: float) -> float:
     return float(x) if np.isfinite(x) else float("inf") if x > 0 else float("-inf")
 
 
-def _bound_trace_class():
+def _bound_trace(history: list):
+    """A SCIP event handler appending to ``history`` (defined here: pyscipopt is imported only when SCIP runs)."""
     import pyscipopt
 
     class BoundTrace(pyscipopt.Eventhdlr):
@@ -232,11 +233,7 @@ def _bound_trace_class():
                 self.history.append([round(time.perf_counter() - self.start, 3), primal, dual])
             return {}
 
-    return BoundTrace
-
-
-def _bound_trace(history: list):
-    return _bound_trace_class()(history)
+    return BoundTrace(history)
 
 
 def _solve_scip(milp: MILP, time_limit: float, warm: np.ndarray | None, threads: int) -> MILPResult:

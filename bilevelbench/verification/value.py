@@ -45,6 +45,7 @@ class ProgramValue:
                                      program.row_upper, sign * program.c0))
         self.integrality = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                             for i in program.integer]
+        self.BT = program.B.T.tocsr()
         self.rows = np.arange(A.shape[0], dtype=np.int32)
         self.cols = np.arange(program.n_y, dtype=np.int32)
 
@@ -86,12 +87,11 @@ class ProgramValue:
         x = np.atleast_2d(np.asarray(x, float))
         values = np.full(x.shape[0], np.nan)
         grads = np.zeros_like(x)
-        BT = self.p.B.T.tocsr()
         for b in range(x.shape[0]):
             self._set_x(x[b])
             ok, relaxed, _, duals = self._run(integer=False)
             if not ok:
                 continue
-            grads[b] = BT @ duals
+            grads[b] = self.BT @ duals
             values[b] = relaxed if self.p.is_lp or not exact else self._run(integer=True)[1]
         return values, grads

@@ -32,6 +32,7 @@ def verification_problem(ds) -> VerificationProblem:
     """The :class:`VerificationProblem` of a dcopf instance set (its structure and train split)."""
     from bilevelbench.families.dcopf.certify import DCOPFModel
     from bilevelbench.families.dcopf.proxy import dense_ptdf
+    from bilevelbench.families.dcopf.score import violations
 
     s = ds.structure
     if np.any(s.cost[:, 0] != 0):
@@ -73,12 +74,8 @@ def verification_problem(ds) -> VerificationProblem:
         return s.objective(np.atleast_2d(pg), np.atleast_2d(pd))
 
     def answer_feasible(pd: np.ndarray, pg: np.ndarray) -> np.ndarray:
-        from bilevelbench.evaluate.metrics import FEASIBILITY_TOL
-
-        pd, pg = np.atleast_2d(pd), np.atleast_2d(pg)
-        demand = np.abs(pd).sum(1) + np.abs(s.gs).sum()
-        balance = np.abs(s.balance_residual(pg, pd)) <= FEASIBILITY_TOL * (1.0 + demand)
-        return balance & (s.bound_violation(pg) <= FEASIBILITY_TOL * max(1.0, float(np.abs(s.pmax).max())))
+        v = violations(s, np.atleast_2d(pg), np.atleast_2d(pd))          # the evaluator's own test
+        return (v["balance_violated"] == 0) & (v["generator_violated"] == 0)
 
     def exact_optimum(pd: np.ndarray) -> np.ndarray:
         out = []

@@ -66,12 +66,11 @@ def score_knapsack(structure: KnapsackStructure, params: dict[str, np.ndarray], 
         out = measures(structure, y[rows], capacity[rows])
         return out, (out["non_binary"] == 0) & (out["capacity_excess"] == 0)
 
+    # a maximisation with denominator max(1, |f*|): the family's own gap, over feasible answers only
     score = score_rows(y, answered, reasons, labels, FLOAT_FIELDS, measure, name="y", chunk=chunk,
-                       progress=progress)
-    v = score.values                       # maximisation, denominator max(1, |f*|): the family's own gap
-    signed = (v["reference_objective"] - v["objective"]) / np.maximum(1.0, np.abs(v["reference_objective"]))
-    v["signed_gap"] = np.where(score.scored, signed, np.nan)
-    v["gap"] = np.where(score.scored & score.feasible, signed, np.nan)
+                       progress=progress, gap_floor=1.0, sense="max")
+    v = score.values
+    v["gap"] = np.where(score.scored & score.feasible, v["signed_gap"], np.nan)
     return score
 
 

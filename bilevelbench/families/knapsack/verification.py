@@ -27,7 +27,8 @@ RECHECK_TIME_LIMIT = 60.0
 def verification_problem(ds) -> VerificationProblem:
     """The :class:`VerificationProblem` of a knapsack instance set (its structure and train split)."""
     from bilevelbench.families.knapsack.certify import solve_scip
-    from bilevelbench.families.knapsack.problem import capacity_excess, non_binary_count, objective
+    from bilevelbench.families.knapsack.problem import objective
+    from bilevelbench.families.knapsack.score import measures
 
     s = ds.structure
     m, n = s.n_constraints, s.n_items
@@ -44,7 +45,8 @@ def verification_problem(ds) -> VerificationProblem:
         return objective(s, y)
 
     def answer_feasible(capacity: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return (capacity_excess(s, y, capacity) <= 0) & (non_binary_count(y) == 0)
+        m = measures(s, y, np.atleast_2d(capacity))                       # the evaluator's own test
+        return (m["non_binary"] == 0) & (m["capacity_excess"] == 0)
 
     def exact_optimum(capacity: np.ndarray) -> np.ndarray:
         out = []
@@ -58,5 +60,5 @@ def verification_problem(ds) -> VerificationProblem:
         nominal=nominal, train_params=train_c, units="value", answer_value=answer_value,
         exact_optimum=exact_optimum, answer_feasible=answer_feasible,
         notes=[f"{n} items, {m} constraints; nominal capacities: the mean of the train split's",
-               "integer follower: compact formulation only; the attack's gradient of Phi is the LP relaxation's "
-               "(VFA)"])
+               ("integer follower: compact formulation only; the attack's gradient of Phi is the LP relaxation's "
+                "(VFA)")])

@@ -27,6 +27,9 @@ GOLDEN = {
     # added with the family (generator 1): SCIP's certified optima, equal to HiGHS's
     "knapsack": ("sha256:05496921d27b15987df6627eedbc76f47ed6eb00e363d151d229c02914feaec5",
                  [99.39, 161.84, 169.03, 71.41, 125.62, 82.19]),
+    # added with the family (generator 1): SCIP's exact interdictions, re-checked by the path-hitting search
+    "spi-grid": ("sha256:3b2bc6ed1d1cbad266447f59fa0fd636366d6bbb17a46f0989fbff0ea7067ba6",
+                 [4.8, 36.2, 6.0, 15.4, 12.1]),
 }
 
 

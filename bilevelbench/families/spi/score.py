@@ -60,10 +60,9 @@ def score_spi(ds, answers, progress=None) -> SplitScore:
     def measure(rows: np.ndarray, reference: np.ndarray):
         return measures(s, y[rows], costs[rows], d[rows], label_x[rows], label_path[rows])
 
+    # the leader maximises: signed_gap = regret = (f* - f) / f*
     score = score_rows(y, answers.answered, answers.reasons, answers.labels, FLOAT_FIELDS, measure,
-                       name="interdiction", progress=progress)
-    v = score.values                      # the leader maximises: regret = (f* - f) / f*
-    regret = (v["reference_objective"] - v["objective"]) / np.maximum(np.abs(v["reference_objective"]), 1e-12)
-    v["signed_gap"] = np.where(score.scored, regret, np.nan)
-    v["gap"] = np.where(score.scored & score.feasible, regret, np.nan)
+                       name="interdiction", progress=progress, sense="max")
+    v = score.values
+    v["gap"] = np.where(score.scored & score.feasible, v["signed_gap"], np.nan)
     return score

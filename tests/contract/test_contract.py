@@ -1,4 +1,4 @@
-"""Every registered family (the eight built-in ones and the test plugin ``boxqp``) passes the same contract."""
+"""Every registered family (the nine built-in ones and the test plugin ``boxqp``) passes the same contract."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 from bilevelbench.core.registry import family_names, get_family
 from bilevelbench.testing import contract
 
-BUILT_IN = ("bqp", "ccd-hvac", "ccd-twotank", "dcopf", "knapsack", "mimpc-robot", "mimpc-tank", "spi-grid")
+BUILT_IN = ("bqp", "ccd-hvac", "ccd-twotank", "dcopf", "knapsack", "mimpc-robot", "mimpc-tank", "spi-grid",
+            "tsp-interdiction")
 
 
 def test_the_plugin_and_every_built_in_family_are_registered():
@@ -22,7 +23,7 @@ def test_contract(tiny, check):
 
 
 #: Where the oracle must run on this machine (with the test extras: gurobipy's size-limited license).
-ORACLE_RUNS = {"bqp", "dcopf", "knapsack", "mimpc-tank", "spi-grid", "boxqp"}
+ORACLE_RUNS = {"bqp", "dcopf", "knapsack", "mimpc-tank", "spi-grid", "tsp-interdiction", "boxqp"}
 
 
 def test_verify_oracle_runs_where_an_independent_method_exists(tiny, family_name):

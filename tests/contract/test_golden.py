@@ -30,6 +30,10 @@ GOLDEN = {
     # added with the family (generator 1): SCIP's exact interdictions, re-checked by the path-hitting search
     "spi-grid": ("sha256:3b2bc6ed1d1cbad266447f59fa0fd636366d6bbb17a46f0989fbff0ea7067ba6",
                  [4.8, 36.2, 6.0, 15.4, 12.1]),
+    # added with the family (generator 1): the tour-edge search's exact removals, re-checked by a MILP
+    "tsp-interdiction": ("sha256:57d1b4ee59331fd9c8bc9900860881fa658729cdd9daad5625dc57f41d1ae15e",
+                         [360.51993087331664, 380.22172481324515, 306.98122190955286, 272.96267422034566,
+                          274.61955860524404]),
 }
 
 

@@ -1,0 +1,56 @@
+"""Weight files of ``bigrad_combinatorial``: find, save and load (``torch.load(..., weights_only=True)``), and
+the trained model as a decision rule (predict costs or scores, then solve)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from baselines.bigrad_combinatorial.tasks import task_for
+from bilevelbench.errors import MissingDataError, UsageError
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+METHODS = ("bb", "pt", "bb1", "pt1", "sl")
+
+
+def find_weights(structure_hash: str, method: str, folder: Path = WEIGHTS) -> Path:
+    """The weight file trained with ``method`` on this structure, or a clear error listing what exists."""
+    if method not in METHODS:
+        raise UsageError(f"method must be one of {', '.join(METHODS)}, received {method!r}")
+    seen = []
+    for path in sorted(Path(folder).glob("*.pt")):
+        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
+        if meta.get("structure_hash") == structure_hash and meta.get("method") == method:
+            return path
+        seen.append(f"{path.name} ({meta.get('method')}, {str(meta.get('structure_hash'))[:12]}...)")
+    raise MissingDataError(f"no bigrad_combinatorial {method} weights for structure {structure_hash[:12]}... in "
+                           f"{folder}; available: {', '.join(seen) or 'none'}; train with python -m "
+                           f"baselines.bigrad_combinatorial.train --dataset FILE --method {method}")
+
+
+def build(task, method: str) -> torch.nn.Module:
+    return task.sl_model() if method == "sl" else task.cost_model()
+
+
+def load(path: Path, family: str, structure) -> tuple[object, torch.nn.Module, dict]:
+    """Task adapter, network (eval mode) and meta stored in ``path``."""
+    blob = torch.load(path, weights_only=True, map_location="cpu")
+    meta = blob["meta"]
+    task = task_for(family, structure)
+    net = build(task, meta["method"])
+    net.load_state_dict(blob["state_dict"])
+    net.eval()
+    return task, net, meta
+
+
+def decide(task, net: torch.nn.Module, method: str, params: dict) -> np.ndarray:
+    """The leader's decisions (B, k, k) for a batch of parameters: predicted costs -> the exact bilevel solver's
+    leader (BB, PT, BB-1, PT-1), or predicted scores -> the top-B elements (SL)."""
+    with torch.no_grad():
+        out = net(task.inputs(params)).double().numpy()
+    if method == "sl":
+        return task.sl_decision(out)
+    contexts = task.contexts(params)
+    return np.stack([task.leader(out[i], contexts[i]) for i in range(out.shape[0])])

@@ -41,6 +41,13 @@ log = logging.getLogger("bigrad_combinatorial.train")
 DEFAULT_LAM = {"spi-grid": 5.0, "tsp-interdiction": 20.0}
 
 
+def default_lr(family: str, method: str) -> float:
+    """Adam's default step: 1e-3 for the CNNs; for the city positions (distances of tens) 0.3, 1e-2 for SL."""
+    if family == "spi-grid":
+        return 1e-3
+    return 1e-2 if method == "sl" else 0.3
+
+
 def labelled(split: InstanceSet, limit: int | None = None) -> tuple[dict, dict]:
     """Parameters and labels of the split's labelled instances (the first ``limit`` of them)."""
     ok = np.flatnonzero(np.isin(np.asarray(split.labels["status"]).astype(str), SOLUTION_STATUSES))
@@ -74,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=None, help="use the first N labelled train instances (all)")
     p.add_argument("--n-valid", type=int, default=100, help="valid instances for model selection (default 100)")
     p.add_argument("--batch-size", type=int, default=16, help="default 16")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3 spi-grid, 0.3 tsp)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: default_lr)")
     p.add_argument("--lam", type=float, default=None, help="BB interpolation strength (default 5 spi-grid, 20 tsp)")
     p.add_argument("--workers", type=int, default=2, help="processes for the solver calls (default 2)")
     p.add_argument("--weights-dir", type=Path, default=model.WEIGHTS, help="where weight files go")
@@ -104,7 +111,7 @@ def train(args: argparse.Namespace) -> Path:
     if len(l_tr["objective"]) == 0 or len(l_va["objective"]) == 0:
         raise UsageError(f"{args.dataset}: training needs labelled train and valid instances")
     lam = args.lam if args.lam is not None else DEFAULT_LAM[task.family]
-    lr = args.lr if args.lr is not None else (1e-3 if task.family == "spi-grid" else 0.3)
+    lr = args.lr if args.lr is not None else default_lr(task.family, args.method)
     net = model.build(task, args.method)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     inputs, contexts = task.inputs(p_tr), task.contexts(p_tr)

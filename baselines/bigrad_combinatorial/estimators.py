@@ -4,16 +4,21 @@ A network predicts the costs ``c`` that both levels read. The bilevel solver ret
 ``x(c)`` and the follower's response ``y(c, x)``, both 0/1 arrays shaped like ``c``. With a loss ``L(x, y)`` and
 its gradients ``g_x = dL/dx``, ``g_y = dL/dy``:
 
+The follower reads ``w = c + D x`` (``D = task.coupling``: on ``spi-grid`` the interdiction cost of each tile; on
+``tsp-interdiction`` zero, since a removal deletes an edge and has no finite derivative), so the loss reaches the
+leader's decision both directly and through the follower: ``G_x = g_x + D * dL/dw``.
+
 * **BB** (blackbox differentiation of both levels; Pogancic et al. 2020 applied to each level, BiGrad eq. 8)::
 
-      dL/dc = (y(c + lam g_y, x) - y(c, x)) / lam  +  (x(c + lam g_x) - x(c)) / lam
+      dL/dw = (y(w + lam g_y) - y(w)) / lam
+      dL/dc = dL/dw  +  (x(c + lam G_x) - x(c)) / lam
 
   Two extra solves per sample: the follower at perturbed costs and the leader at perturbed costs. The leader's
   term uses the same sign as the follower's: both decisions move away from an element whose cost rises (a path
   avoids an expensive tile, and an interdiction is worth less there), which is the monotonicity Pogancic's
   interpolation assumes.
-* **PT** (straight-through, BiGrad eq. 9): ``dL/dc = -(g_x + g_y)``, the solver's Jacobian replaced by ``-I``
-  (the same monotonicity); no extra solve.
+* **PT** (straight-through, BiGrad eq. 9): each solver's Jacobian replaced by ``-I`` (the same monotonicity):
+  ``dL/dw = -g_y``, ``dL/dc = dL/dw - G_x``; no extra solve.
 * **BB-1 / PT-1** (single level): the leader's decision is held at the label ``x*`` and only the follower
   ``y(c, x*)`` is differentiated, by BB or PT; at test time the full bilevel solver runs on the predicted costs.
 
@@ -76,12 +81,17 @@ class BilevelLayer(torch.autograd.Function):
         n = max(1, cn.shape[0])
         gx, gy = n * g_x.double().numpy(), n * g_y.double().numpy()
         if mode in ("pt", "pt1"):
-            grad = -gy if mode == "pt1" else -(gx + gy)
+            grad_w = -gy
         else:
             y_lam = np.stack(pool.map(task.follower, list(task.perturb(cn + lam * gy)), list(x), contexts))
-            grad = (y_lam - y) / lam
-            if mode == "bb":
-                x_lam = np.stack(pool.map(task.leader, list(task.perturb(cn + lam * gx)), contexts))
+            grad_w = (y_lam - y) / lam
+        grad = grad_w
+        if mode in ("pt", "bb"):
+            total_x = gx + task.coupling(contexts) * grad_w
+            if mode == "pt":
+                grad = grad - total_x
+            else:
+                x_lam = np.stack(pool.map(task.leader, list(task.perturb(cn + lam * total_x)), contexts))
                 grad = grad + (x_lam - x) / lam
         return torch.from_numpy(grad / n).to(g_x.dtype), None, None, None, None, None, None
 

@@ -30,8 +30,9 @@ def find_weights(structure_hash: str, method: str, folder: Path = WEIGHTS) -> Pa
                            f"baselines.bigrad_combinatorial.train --dataset FILE --method {method}")
 
 
-def build(task, method: str) -> torch.nn.Module:
-    return task.sl_model() if method == "sl" else task.cost_model()
+def build(task, method: str, params: dict | None = None) -> torch.nn.Module:
+    """The method's network; ``params`` (the train split's) fix data-dependent constants such as the mean cost."""
+    return task.sl_model() if method == "sl" else task.cost_model(params)
 
 
 def load(path: Path, family: str, structure) -> tuple[object, torch.nn.Module, dict]:

@@ -44,16 +44,24 @@ def spi_follower(c: np.ndarray, x: np.ndarray, ctx) -> np.ndarray:
 
 class TileCostCNN(nn.Module):
     """Image (B, 3, 8k, 8k) -> tile costs (B, k, k): two 3x3 convolutions at pixel level, 8x8 average pooling
-    to one cell per tile, two 1x1 convolutions, softplus (+ MIN_COST)."""
+    to one cell per tile, two 1x1 convolutions, softplus (+ MIN_COST), then scaled so that each map's mean tile
+    cost is ``mean_cost`` (the train split's mean).
 
-    def __init__(self, width: int = 16) -> None:
+    The follower's path does not change when all costs are scaled, so a Hamming loss cannot teach the scale;
+    the interdiction adds an absolute cost, so the leader's decision depends on it. The scale is therefore fixed
+    from the data rather than learned.
+    """
+
+    def __init__(self, width: int = 16, mean_cost: float = 1.0) -> None:
         super().__init__()
+        self.register_buffer("mean_cost", torch.tensor(float(mean_cost)))
         self.pixels = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
                                     nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.AvgPool2d(8))
         self.tiles = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(), nn.Conv2d(width, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return nn.functional.softplus(self.tiles(self.pixels(image)))[:, 0] + MIN_COST
+        raw = nn.functional.softplus(self.tiles(self.pixels(image)))[:, 0] + MIN_COST
+        return raw * (self.mean_cost / raw.mean(dim=(1, 2), keepdim=True))
 
 
 class TileScoreCNN(TileCostCNN):
@@ -83,6 +91,11 @@ class SPITask:
     def perturb(c: np.ndarray) -> np.ndarray:
         return np.maximum(c, MIN_COST)
 
+    @staticmethod
+    def coupling(contexts: list) -> np.ndarray:
+        """``dw/dx``: an interdiction adds its tile's interdiction cost to the follower's tile weight."""
+        return np.stack([ctx[0] for ctx in contexts])
+
     def inputs(self, params: dict) -> torch.Tensor:
         img = np.asarray(params["image"], dtype=np.float32)
         return torch.from_numpy(img).permute(0, 3, 1, 2) / 255.0
@@ -101,8 +114,9 @@ class SPITask:
 
         return shortest_path(np.asarray(params["costs"][i], float) + params["interdiction_cost"][i] * x)[0]
 
-    def cost_model(self) -> nn.Module:
-        return TileCostCNN()
+    def cost_model(self, params: dict | None = None) -> nn.Module:
+        mean = 1.0 if params is None else float(np.mean(params["costs"]))
+        return TileCostCNN(mean_cost=mean)
 
     def sl_model(self) -> nn.Module:
         return TileScoreCNN()
@@ -186,6 +200,11 @@ class TSPTask:
     def perturb(c: np.ndarray) -> np.ndarray:
         return np.stack([_distances(ci) for ci in c])
 
+    @staticmethod
+    def coupling(contexts: list) -> float:
+        """A removal deletes the edge: no finite ``dw/dx``, so the loss reaches the leader only directly."""
+        return 0.0
+
     def inputs(self, params: dict) -> torch.Tensor:
         return torch.from_numpy(np.asarray(params["cities"], dtype=np.int64))
 
@@ -205,7 +224,7 @@ class TSPTask:
 
         return held_karp(blocked(np.asarray(params["distances"][i], float), x))[0]
 
-    def cost_model(self) -> nn.Module:
+    def cost_model(self, params: dict | None = None) -> nn.Module:
         return CityDistance(self.n_cities)
 
     def sl_model(self) -> nn.Module:

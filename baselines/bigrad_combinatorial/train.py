@@ -112,7 +112,7 @@ def train(args: argparse.Namespace) -> Path:
         raise UsageError(f"{args.dataset}: training needs labelled train and valid instances")
     lam = args.lam if args.lam is not None else DEFAULT_LAM[task.family]
     lr = args.lr if args.lr is not None else default_lr(task.family, args.method)
-    net = model.build(task, args.method)
+    net = model.build(task, args.method, p_tr)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     inputs, contexts = task.inputs(p_tr), task.contexts(p_tr)
     x_star, y_star = (torch.from_numpy(a) for a in task.targets(l_tr))

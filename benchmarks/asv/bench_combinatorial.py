@@ -80,7 +80,7 @@ class TrainingStep:
         params, labels = labelled(ds.split("train"))
         self.inputs, self.contexts = self.task.inputs(params), self.task.contexts(params)
         self.x_star, self.y_star = (torch.from_numpy(np.asarray(a)) for a in self.task.targets(labels))
-        self.net = self.task.cost_model()
+        self.net = self.task.cost_model(params)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         self.pool = SolvePool(1)
 

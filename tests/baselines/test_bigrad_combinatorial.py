@@ -52,12 +52,19 @@ def test_bb_and_pt_gradients_by_hand():
     np.testing.assert_array_equal(y[0].detach().numpy(), np.eye(3))
     assert float(hamming(y, target_y)[0].detach()) == 3.0
     hamming(y, target_y).mean().backward()
-    # perturbed costs c + 2 (1 - 2 y*) make the label's path the shortest: gradient (y* - y) / 2, no leader term
+    # perturbed costs c + 2 (1 - 2 y*) make the label's path the shortest: dL/dw = (y* - y) / 2; budget 0, so
+    # the leader's term is zero
     np.testing.assert_allclose(c.grad[0].numpy(), (target_y[0].numpy() - np.eye(3)) / 2.0)
     c.grad = None
     x, y = BilevelLayer.apply(c, task, pool, ctx, "pt", 2.0, None)
     (hamming(y, target_y).mean() + hamming(x, torch.zeros_like(x)).mean()).backward()
-    np.testing.assert_allclose(c.grad[0].numpy(), -(1 - 2 * target_y[0].numpy()) - 1.0)
+    # straight-through on both levels with w = c + x: dL/dc = -g_y - (g_x - g_y) = -g_x (the follower's term
+    # cancels when the interdiction cost is 1)
+    np.testing.assert_allclose(c.grad[0].numpy(), -np.ones((3, 3)))
+    c.grad = None
+    x, y = BilevelLayer.apply(c, task, pool, ctx, "pt1", 2.0, np.zeros((1, 3, 3)))
+    hamming(y, target_y).mean().backward()
+    np.testing.assert_allclose(c.grad[0].numpy(), -(1 - 2 * target_y[0].numpy()))
 
 
 @pytest.mark.parametrize("which", ["spi", "tsp"])

@@ -36,5 +36,5 @@ def test_asv_quick_run_passes(tmp_path):
     assert proc.returncode == 0, tail
     assert "failed" not in proc.stdout, tail
     for name in ("CertifyBQP", "CertifyDCOPF", "Scoring", "Latency", "Quality", "GenerationMemory", "CCDFollower",
-                 "CCDBestKnown", "Registry"):
+                 "CCDBestKnown", "Registry", "SPILabels", "TSPLabels", "TrainingStep"):
         assert name in proc.stdout, f"benchmark {name} did not run:\n{tail}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from bilevelbench.core.structure_digest import arrays_digest
 from bilevelbench.errors import UsageError
 from bilevelbench.families.spi import terrain
 
@@ -46,11 +46,7 @@ class SPIStructure:
                 "interdiction": np.array(float(self.interdiction)), "terrain_cost": self.terrain_cost}
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for key, value in sorted(self.arrays().items()):
-            h.update(key.encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-        return h.hexdigest()
+        return arrays_digest(self.arrays())
 
 
 def structure_from_arrays(arrays: dict[str, np.ndarray]) -> SPIStructure:

@@ -9,11 +9,11 @@ file never depends on this module to be read. A learned method sees which cities
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from bilevelbench.core.structure_digest import arrays_digest
 from bilevelbench.errors import UsageError
 from bilevelbench.families.tsp.tour import check_budget
 
@@ -63,11 +63,7 @@ class TSPStructure:
         return {"k": np.array(int(self.k)), "budget": np.array(int(self.budget)), "city_xy": self.city_xy}
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for key, value in sorted(self.arrays().items()):
-            h.update(key.encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-        return h.hexdigest()
+        return arrays_digest(self.arrays())
 
 
 def structure_from_arrays(arrays: dict[str, np.ndarray]) -> TSPStructure:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from baselines.bigrad_combinatorial import model
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base

@@ -65,7 +65,7 @@ def valid_metrics(task, net, method: str, params: dict, labels: dict) -> dict:
     f_star = np.asarray(labels["objective"], float)
     value = np.array([task.true_value(params, i, x[i]) for i in range(len(x))])
     regret = (f_star - value) / np.abs(f_star)
-    return {"n": int(len(x)), "regret_mean": float(np.mean(regret)), "regret_max": float(np.max(regret)),
+    return {"n": len(x), "regret_mean": float(np.mean(regret)), "regret_max": float(np.max(regret)),
             "optimal_rate": float(np.mean(regret <= 1e-9)),
             "hamming_mean": float(np.mean(np.abs(x - x_star).reshape(len(x), -1).mean(1)))}
 
@@ -121,7 +121,7 @@ def train(args: argparse.Namespace) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"method": args.method, "family": task.family, "structure_hash": ds.structure.digest(),
             "dataset": name, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": lr,
-            "lam": lam, "n_train": int(len(l_tr["objective"])), "n_valid": int(len(l_va["objective"]))}
+            "lam": lam, "n_train": len(l_tr["objective"]), "n_valid": len(l_va["objective"])}
     pool = SolvePool(args.workers)
     history, best = [], (np.inf, None, 0, None)
     n = inputs.shape[0]

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from baselines.bigrad_combinatorial import model
 from baselines.bigrad_combinatorial.estimators import BilevelLayer, SolvePool, hamming
 from baselines.bigrad_combinatorial.solver import SL, BiGradBB
-from baselines.bigrad_combinatorial.tasks import SPITask
+from baselines.bigrad_combinatorial.tasks import SPITask, task_for
 from baselines.bigrad_combinatorial.train import build_parser, train
 from bilevelbench.cli import main
 from bilevelbench.data.instance_set import InstanceSet
@@ -111,3 +111,24 @@ def test_missing_weights_and_other_families_are_refused(sets, small_set, tmp_pat
     assert skip and "spi-grid, tsp-interdiction only" in reason
     with pytest.raises(UsageError, match="trains on spi-grid and tsp-interdiction sets, received 'bqp'"):
         train(quick(small_set, tmp_path, "bb"))
+
+
+def test_a_process_pool_gives_the_same_solutions_and_gradients(sets):
+    """Solver calls farmed out to two processes give what one process gives (BB, both levels)."""
+    ds = InstanceSet.open(sets["tsp"])
+    task = task_for(ds.family, ds.structure)
+    params = ds.split("train").params
+    c0 = torch.from_numpy(np.asarray(params["distances"], float)[:6] * 1.1)
+    target = torch.from_numpy(task.targets(ds.split("train").labels)[1][:6])
+    results = []
+    for workers in (1, 2):
+        pool = SolvePool(workers)
+        try:
+            c = c0.clone().requires_grad_(True)
+            x, y = BilevelLayer.apply(c, task, pool, task.contexts(params)[:6], "bb", 20.0, None)
+            hamming(y, target).mean().backward()
+            results.append((x.detach().numpy(), y.detach().numpy(), c.grad.numpy()))
+        finally:
+            pool.close()
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -77,8 +77,8 @@ class SPIGrid(Family):
             x = x.reshape(k, k)
             if np.any((x != 0) & (x != 1)) or x.sum() > s.budget or x[0, 0] or x[-1, -1]:
                 problems.append("the interdiction is not 0/1, exceeds the budget or touches the start or target")
-            value, path = grid.shortest_path(grid.interdicted(params["costs"][pos], params["interdiction_cost"][pos],
-                                                              x))
+            value, _ = grid.shortest_path(grid.interdicted(params["costs"][pos], params["interdiction_cost"][pos],
+                                                           x))
             if abs(value - labels["objective"][pos]) > 1e-9 * max(1.0, abs(value)):
                 problems.append(f"Dijkstra at the interdiction costs {value:.12g}, the label says "
                                 f"{labels['objective'][pos]:.12g}")

@@ -18,8 +18,14 @@ import numpy as np
 
 from bilevelbench.core.family import SplitRequest
 from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
-from bilevelbench.data.hdf5 import BACKEND_DTYPE, SPLITS, STATUS_DTYPE, InstanceSetData, as_fixed_ascii
-from bilevelbench.data.hdf5 import check_output_path
+from bilevelbench.data.hdf5 import (
+    BACKEND_DTYPE,
+    SPLITS,
+    STATUS_DTYPE,
+    InstanceSetData,
+    as_fixed_ascii,
+    check_output_path,
+)
 from bilevelbench.data.shards import request_key, shard_name
 from bilevelbench.errors import SolverError, UsageError
 from bilevelbench.families.tsp import tour

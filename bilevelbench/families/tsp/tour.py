@@ -70,7 +70,7 @@ def blocked(distances: np.ndarray, removed: np.ndarray) -> np.ndarray:
 def _subsets(m: int) -> tuple[np.ndarray, ...]:
     """Masks over ``m`` cities grouped by size, as arrays."""
     masks = np.arange(1 << m)
-    sizes = np.array([bin(v).count("1") for v in range(1 << m)])
+    sizes = np.array([v.bit_count() for v in range(1 << m)])
     return tuple(masks[sizes == s] for s in range(m + 1))
 
 

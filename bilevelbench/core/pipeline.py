@@ -28,7 +28,15 @@ import numpy as np
 
 import bilevelbench
 from bilevelbench.core.versions import package_versions
-from bilevelbench.data.hdf5 import SPLITS, InstanceSetData, check_output_path, write_instance_set
+from bilevelbench.data.hdf5 import (
+    BACKEND_DTYPE,
+    SPLITS,
+    STATUS_DTYPE,
+    InstanceSetData,
+    as_fixed_ascii,
+    check_output_path,
+    write_instance_set,
+)
 from bilevelbench.data.shards import ShardStore, save_missing, shard_name
 from bilevelbench.errors import UsageError
 
@@ -112,6 +120,23 @@ def merge_shards(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if not parts:
         raise UsageError("nothing was generated")
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def label_arrays(merged: dict[str, np.ndarray], keys: tuple[str, ...] | list[str], backend: str
+                 ) -> dict[str, np.ndarray]:
+    """The label datasets of merged shards: ``keys`` as they are, plus ``status`` and ``reason`` as strings and
+    ``backend`` (the same for every instance) in the file's fixed-width encodings."""
+    status = [str(v) for v in merged["status"]]
+    labels = {key: merged[key] for key in keys}
+    labels["status"] = as_fixed_ascii(status, STATUS_DTYPE)
+    labels["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
+    labels["backend"] = as_fixed_ascii([backend] * len(status), BACKEND_DTYPE)
+    return labels
+
+
+def split_params(draws: dict[str, dict[str, np.ndarray]], order: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
+    """Every parameter array of the per-split draws, the splits one after the other in ``order``."""
+    return {key: np.concatenate([draws[split][key] for split in order]) for key in draws[order[-1]]}
 
 
 def root_attrs(family: str, generator_version, seed: int, structure, *, name: str | None = None,

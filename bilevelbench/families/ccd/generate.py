@@ -27,13 +27,17 @@ import numpy as np
 
 import bilevelbench
 from bilevelbench.core.family import SplitRequest
-from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.pipeline import (
+    generate_sharded,
+    label_arrays,
+    merge_shards,
+    root_attrs,
+    split_params,
+    split_positions,
+)
 from bilevelbench.data.hdf5 import (
-    BACKEND_DTYPE,
     SPLITS,
-    STATUS_DTYPE,
     InstanceSetData,
-    as_fixed_ascii,
     check_output_path,
 )
 from bilevelbench.data.shards import request_key, shard_name
@@ -206,14 +210,10 @@ def _assemble(request: CCDRequest, s, settings: SearchSettings, draws, labelled:
         elif n:
             parts.append(_unlabeled(n, s.design_dim, r))
     merged = merge_shards(parts)
-    status = [str(v) for v in merged.pop("status")]
-    labels = {key: merged[key] for key in ("design", "objective", "cost", "violation", "start_objectives", "spread",
-                                           "solve_time", "n_evaluated")}
-    labels["status"] = as_fixed_ascii(status, STATUS_DTYPE)
-    labels["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
-    labels["backend"] = as_fixed_ascii(["search"] * len(status), BACKEND_DTYPE)
+    labels = label_arrays(merged, ("design", "objective", "cost", "violation", "start_objectives", "spread",
+                                   "solve_time", "n_evaluated"), "search")
     checks = {key: merged[f"check_{key}"] for key in CHECK_FIELDS}
-    params = {key: np.concatenate([draws[split][key] for split in SPLITS]) for key in draws["test"]}
+    params = split_params(draws)
     sampler = ("p2 ~ U(0.2, 1), p1 = p2 U(0.5, 1)" if request.family == ccd_twotank.FAMILY else
                "ymin: psl beta walk in [18, 22] per zone (max step 3, p 0.1), ymax = ymin + 2; walls 20 C, zone "
                "at the band midpoint; d: window of SimpleSingleZone.mat's series at a uniform start")

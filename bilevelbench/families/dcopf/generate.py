@@ -22,13 +22,16 @@ import numpy as np
 
 from bilevelbench.core.backends import highs_version
 from bilevelbench.core.family import SplitRequest
-from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.pipeline import (
+    generate_sharded,
+    label_arrays,
+    merge_shards,
+    root_attrs,
+    split_positions,
+)
 from bilevelbench.data.hdf5 import (
-    BACKEND_DTYPE,
     SPLITS,
-    STATUS_DTYPE,
     InstanceSetData,
-    as_fixed_ascii,
     check_output_path,
 )
 from bilevelbench.data.shards import request_key, shard_name
@@ -163,11 +166,7 @@ def generate_dcopf(request: DCOPFRequest, out: Path | str, settings: DCOPFCertif
 
 def _assemble(request, s, case, settings, draws, parts, name, spec=None) -> InstanceSetData:
     merged = merge_shards([part for split in SPLITS for part in parts[split]])
-    status = [str(v) for v in merged.pop("status")]
-    labels = {key: merged[key] for key in (*ARRAY_LABELS, *SCALAR_LABELS, "iterations")}
-    labels["status"] = as_fixed_ascii(status, STATUS_DTYPE)
-    labels["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
-    labels["backend"] = as_fixed_ascii(["highs"] * len(status), BACKEND_DTYPE)
+    labels = label_arrays(merged, (*ARRAY_LABELS, *SCALAR_LABELS, "iterations"), "highs")
     checks = {key: merged[f"check_{key}"] for key in DCOPF_CHECK_FIELDS}
     params = {"pd": np.concatenate([draws[split]["pd"] for split in SPLITS])}
     attrs = root_attrs(

@@ -20,13 +20,17 @@ import numpy as np
 
 from bilevelbench.core.backends import backend_version
 from bilevelbench.core.family import SplitRequest
-from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.pipeline import (
+    generate_sharded,
+    label_arrays,
+    merge_shards,
+    root_attrs,
+    split_params,
+    split_positions,
+)
 from bilevelbench.data.hdf5 import (
-    BACKEND_DTYPE,
     SPLITS,
-    STATUS_DTYPE,
     InstanceSetData,
-    as_fixed_ascii,
     check_output_path,
 )
 from bilevelbench.data.shards import request_key, shard_name
@@ -140,12 +144,8 @@ def generate_knapsack(request: KnapsackRequest, out: Path | str, settings: Knaps
 def _assemble(request: KnapsackRequest, s: KnapsackStructure, settings: KnapsackCertifierSettings, draws: dict,
               parts: dict[str, list[dict[str, np.ndarray]]], name: str | None, spec: dict | None) -> InstanceSetData:
     merged = merge_shards([part for split in SPLITS for part in parts[split]])
-    status = [str(v) for v in merged["status"]]
-    labels = {key: merged[key] for key in ("y", "objective", "dual_bound", "solve_time")}
-    labels["status"] = as_fixed_ascii(status, STATUS_DTYPE)
-    labels["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
-    labels["backend"] = as_fixed_ascii(["scip"] * len(status), BACKEND_DTYPE)
-    params = {"capacity": np.concatenate([draws[split]["capacity"] for split in SPLITS])}
+    labels = label_arrays(merged, ("y", "objective", "dual_bound", "solve_time"), "scip")
+    params = split_params(draws)
     y = np.nan_to_num(labels["y"])
     checks = {"capacity_violation": np.max(np.maximum(y @ s.weight.T - params["capacity"], 0.0), axis=1),
               "objective_recompute_abs": np.abs(y @ s.value - labels["objective"])}

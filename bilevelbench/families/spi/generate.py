@@ -16,13 +16,17 @@ import numpy as np
 
 from bilevelbench.core.backends import backend_version
 from bilevelbench.core.family import SplitRequest
-from bilevelbench.core.pipeline import generate_sharded, merge_shards, root_attrs, split_positions
+from bilevelbench.core.pipeline import (
+    generate_sharded,
+    label_arrays,
+    merge_shards,
+    root_attrs,
+    split_params,
+    split_positions,
+)
 from bilevelbench.data.hdf5 import (
-    BACKEND_DTYPE,
     SPLITS,
-    STATUS_DTYPE,
     InstanceSetData,
-    as_fixed_ascii,
     check_output_path,
 )
 from bilevelbench.data.shards import request_key, shard_name
@@ -126,12 +130,8 @@ def generate_spi(request: SPIRequest, out: Path | str, workers: int = 1, overwri
 
     def assemble(parts) -> InstanceSetData:
         merged = merge_shards([part for split in SPLITS for part in parts[split]])
-        statuses = [str(v) for v in merged["status"]]
-        labels = {key: merged[key] for key in ("interdiction", "path", "objective", "solve_time")}
-        labels["status"] = as_fixed_ascii(statuses, STATUS_DTYPE)
-        labels["reason"] = np.array([str(v) for v in merged["reason"]], dtype=str)
-        labels["backend"] = as_fixed_ascii(["scip"] * len(statuses), BACKEND_DTYPE)
-        params = {key: np.concatenate([draws[split][key] for split in SPLITS]) for key in draws["test"]}
+        labels = label_arrays(merged, ("interdiction", "path", "objective", "solve_time"), "scip")
+        params = split_params(draws)
         attrs = root_attrs(FAMILY, GENERATOR_VERSION, request.seed, s, name=name, spec=spec,
                            certifier_settings=settings, backend_versions={"scip": backend_version("scip")},
                            sampling={**asdict(request), "sampler": SAMPLER})

@@ -1,4 +1,4 @@
-"""Every registered family (the nine built-in ones and the test plugin ``boxqp``) passes the same contract."""
+"""Every registered family (the ten built-in ones and the test plugin ``boxqp``) passes the same contract."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from bilevelbench.core.registry import family_names, get_family
 from bilevelbench.testing import contract
 
-BUILT_IN = ("bqp", "ccd-hvac", "ccd-twotank", "dcopf", "knapsack", "mimpc-robot", "mimpc-tank", "spi-grid",
+BUILT_IN = ("adv-control", "bqp", "ccd-hvac", "ccd-twotank", "dcopf", "knapsack", "mimpc-robot", "mimpc-tank", "spi-grid",
             "tsp-interdiction")
 
 
@@ -23,7 +23,7 @@ def test_contract(tiny, check):
 
 
 #: Where the oracle must run on this machine (with the test extras: gurobipy's size-limited license).
-ORACLE_RUNS = {"bqp", "dcopf", "knapsack", "mimpc-tank", "spi-grid", "tsp-interdiction", "boxqp"}
+ORACLE_RUNS = {"adv-control", "bqp", "dcopf", "knapsack", "mimpc-tank", "spi-grid", "tsp-interdiction", "boxqp"}
 
 
 def test_verify_oracle_runs_where_an_independent_method_exists(tiny, family_name):

@@ -30,6 +30,10 @@ GOLDEN = {
     # added with the family (generator 1): SCIP's exact interdictions, re-checked by the path-hitting search
     "spi-grid": ("sha256:3b2bc6ed1d1cbad266447f59fa0fd636366d6bbb17a46f0989fbff0ea7067ba6",
                  [4.8, 36.2, 6.0, 15.4, 12.1]),
+    # added with the family (generator 1): SCIP's KKT-SOS1 optima (gap 1e-6), equal to the HiGHS branch and bound's
+    "adv-control": ("sha256:dc07b1714f59971c7e710e289ddf142d53ead63b0126b41efadb544cd49933f5",
+                    [0.37692598891141627, 2.7545742161715503, 0.6119606126709811, 0.4118412199349315,
+                     2.827628044999789]),
     # added with the family (generator 1): the tour-edge search's exact removals, re-checked by a MILP
     "tsp-interdiction": ("sha256:57d1b4ee59331fd9c8bc9900860881fa658729cdd9daad5625dc57f41d1ae15e",
                          [360.51993087331664, 380.22172481324515, 306.98122190955286, 272.96267422034566,

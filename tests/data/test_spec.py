@@ -35,6 +35,8 @@ def test_committed_specs_load():
             assert spec.options["size"] in (12, 18, 24) and spec.options["budget"] == 3 and spec.n_test >= 500
         elif spec.family == "tsp-interdiction":  # issue 19: the paper's sizes, one removed edge
             assert spec.options["size"] in (8, 10, 12) and spec.options["budget"] == 1 and spec.content_digest
+        elif spec.family == "adv-control":    # issue 19: horizons 5 and 10, certified test labels
+            assert spec.options["horizon"] in (5, 10) and spec.n_test >= 200 and spec.content_digest
         elif spec.family.startswith("ccd-"):  # issue 9: the paper's 10000 / 1000 / 1000, best-known test labels
             assert (spec.n_train, spec.n_valid, spec.n_test) == (10000, 1000, 1000)
             assert spec.options["label_splits"] == ["test"] and spec.options["backend"] == "search"

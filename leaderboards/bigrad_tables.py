@@ -1,5 +1,5 @@
 """Print the tables of docs/bigrad-combinatorial.md: the committed records of the interdiction families (BiGrad's
-Tables 3 and 4 settings), one row per method and size.
+Tables 3 and 4 settings) and of adversarial control (Table 1), one row per method and size.
 
 Every number comes from a record under ``leaderboards/results/`` or a weight file's ``.json`` (training time per
 sample); ``tests/test_bigrad_tables.py`` checks that the doc holds this output::
@@ -55,11 +55,43 @@ def rows(family: str, root: Path = ROOT) -> list[str]:
     return out
 
 
+CONTROL_SETS = ("adv-control-T5", "adv-control-T10")
+#: record name -> (method key of the weight files, label)
+CONTROL_METHODS = {"bigrad": ("bigrad", "BiGrad"), "two-step": ("two-step", "two-step"),
+                   "nominal": ("nominal", "nominal"), "sl": ("sl", "SL"), "exact": (None, "exact")}
+CONTROL_HEADER = ("| data set | method | average cost | gap (mean) | gap (max) | feasible | latency ms | "
+                  "train s / sample / step |\n|---|---|---|---|---|---|---|---|")
+
+
+def control_rows(root: Path = ROOT) -> list[str]:
+    """One Markdown row per committed record of the released adv-control sets."""
+    out = []
+    for name in CONTROL_SETS:
+        for solver, (method, label) in CONTROL_METHODS.items():
+            path = root / "leaderboards" / "results" / name / f"{solver}.json"
+            if not path.is_file():
+                continue
+            m = json.loads(path.read_text())["metrics"]
+            step = None
+            if method is not None:
+                meta = root / "baselines" / "bigrad_control" / "weights" / f"{name}-{method}.json"
+                if meta.is_file():
+                    history = json.loads(meta.read_text())["history"]
+                    step = sum(h["step_seconds_per_sample"] for h in history) / len(history)
+            out.append(f"| {name} | {label} | {_f(m.get('objective_mean'))} | {_f(m.get('gap_mean'), '{:.2e}')} | "
+                       f"{_f(m.get('gap_max'), '{:.2e}')} | {_f(m.get('feasible_rate'), '{:.2f}')} | "
+                       f"{_f(m.get('latency_ms_median'), '{:.2f}')} | {_f(step, '{:.5f}')} |")
+    return out
+
+
 def main() -> int:
     for family in TABLES:
         print(f"### {family}\n\n{HEADER}")
         print("\n".join(rows(family)))
         print()
+    print(f"### adv-control\n\n{CONTROL_HEADER}")
+    print("\n".join(control_rows()))
+    print()
     return 0
 
 

@@ -36,5 +36,6 @@ def test_asv_quick_run_passes(tmp_path):
     assert proc.returncode == 0, tail
     assert "failed" not in proc.stdout, tail
     for name in ("CertifyBQP", "CertifyDCOPF", "Scoring", "Latency", "Quality", "GenerationMemory", "CCDFollower",
-                 "CCDBestKnown", "Registry", "SPILabels", "TSPLabels", "TrainingStep"):
+                 "CCDBestKnown", "Registry", "SPILabels", "TSPLabels", "TrainingStep", "AdvLabels",
+                 "AdvTrainingStep"):
         assert name in proc.stdout, f"benchmark {name} did not run:\n{tail}"

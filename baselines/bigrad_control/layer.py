@@ -67,7 +67,7 @@ class Matrices:
 class Policy(torch.nn.Module):
     """``(x0, target) -> U``: an MLP with ``u_max * tanh`` outputs, inputs scaled by ``x0_max``."""
 
-    def __init__(self, s: problem.AdvStructure, hidden: int = 128) -> None:
+    def __init__(self, s: problem.AdvStructure, hidden: int = 256) -> None:
         super().__init__()
         self.scale, self.u_max = float(s.x0_max), float(s.u_max)
         self.net = torch.nn.Sequential(torch.nn.Linear(2 * s.nx, hidden), torch.nn.Tanh(),

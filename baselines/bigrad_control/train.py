@@ -63,10 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, help="an adv-control instance set")
     p.add_argument("--method", choices=METHODS, required=True, help="bigrad, two-step, nominal or sl")
     p.add_argument("--seed", type=int, default=0, help="torch and shuffling seed (default 0)")
-    p.add_argument("--epochs", type=int, default=60, help="passes over the train instances (default 60)")
+    p.add_argument("--epochs", type=int, default=300, help="passes over the train instances (default 300)")
     p.add_argument("--batch-size", type=int, default=32, help="default 32")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--hidden", type=int, default=128, help="width of the two hidden layers (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's initial learning rate, annealed to 0 over the "
+                   "epochs on a cosine (default 1e-3)")
+    p.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=True,
+                   help="self-supervised methods draw new instances every epoch from the set's distribution "
+                   "(the family's sample(); default on; --no-fresh reuses the train split)")
+    p.add_argument("--hidden", type=int, default=256, help="width of the two hidden layers (default 256)")
     p.add_argument("--weights-dir", type=Path, default=WEIGHTS, help="where weight files go")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -97,6 +101,7 @@ def train(args: argparse.Namespace) -> Path:
         raise UsageError(f"{args.dataset}: training needs labelled train and valid instances")
     net = Policy(s, args.hidden).double()
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     mats = Matrices(s)
     x0, target = torch.from_numpy(p_tr["x0"]), torch.from_numpy(p_tr["target"])
     u_star = torch.from_numpy(np.asarray(l_tr["u"], float))
@@ -105,12 +110,16 @@ def train(args: argparse.Namespace) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"method": args.method, "family": "adv-control", "structure_hash": s.digest(), "dataset": name,
             "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-            "hidden": args.hidden, "n_train": int(x0.shape[0]), "n_valid": len(l_va["objective"])}
+            "hidden": args.hidden, "fresh": bool(args.fresh and args.method != "sl"), "n_train": int(x0.shape[0]),
+            "n_valid": len(l_va["objective"])}
     history, best = [], (np.inf, None, 0, None)
     n = x0.shape[0]
     bar = tqdm(range(1, args.epochs + 1), desc=f"{args.method} {name}", disable=args.quiet, file=sys.stderr)
     for epoch in bar:
         net.train()
+        if args.fresh and args.method != "sl":      # self-supervised: new draws from the set's distribution
+            draw = ds.family_descriptor.sample(ds, rng, n)
+            x0, target = torch.from_numpy(draw["x0"]), torch.from_numpy(draw["target"])
         order = rng.permutation(n)
         losses, seconds = [], 0.0
         for lo in range(0, n, args.batch_size):
@@ -131,6 +140,7 @@ def train(args: argparse.Namespace) -> Path:
             opt.step()
             seconds += time.perf_counter() - t0
             losses.append(float(loss.detach()))
+        schedule.step()
         valid = valid_metrics(s, net, p_va, l_va)
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "step_seconds_per_sample": seconds / n,
                **{f"valid_{k}": v for k, v in valid.items()}}

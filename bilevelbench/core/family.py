@@ -125,6 +125,14 @@ class SplitRequest:
         if not 0 <= self.seed < 2**63:
             raise UsageError(f"--seed must be a non-negative integer below 2**63, got {self.seed}")
 
+    @staticmethod
+    def check_time_limit(seconds: float) -> None:
+        """Raise UsageError unless ``seconds`` (a ``--time-limit``) is a positive finite number."""
+        from bilevelbench.errors import UsageError
+
+        if not (np.isfinite(seconds) and seconds > 0):
+            raise UsageError(f"--time-limit must be a positive number of seconds, received {seconds}")
+
 
 @dataclass
 class GenerateRequest(SplitRequest):

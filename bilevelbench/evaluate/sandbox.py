@@ -144,6 +144,7 @@ def run_in_sandbox(config: WorkerConfig, limits: Limits,
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(config.threads)
         env["PYTHONUNBUFFERED"] = "1"
+        env["BILEVELBENCH_EVALUATOR_PID"] = str(os.getpid())    # the worker exits when this process is gone
         stderr_path = Path(tmp) / "stderr.log"
         start = time.monotonic()
         with open(stderr_path, "w+b") as err, open(config.journal, encoding="utf-8") as journal:

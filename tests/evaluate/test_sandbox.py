@@ -183,3 +183,38 @@ def test_printing_solvers_do_not_corrupt_the_protocol(small_set, tmp_path):
         return super().solve(params)
 """, protocol=Protocol(warmup=1, batch_size=4, exact_instances=0))
     assert record["status"] == "complete" and record["metrics"]["gap_max"] < 1e-6
+
+
+def test_the_solver_process_ends_when_the_evaluator_is_killed(small_set, tmp_path):
+    """SIGTERM or SIGKILL of ``bilevelbench evaluate`` leaves its handler no chance to kill the solver's session;
+    the worker notices that its parent is gone and exits instead of running on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    path = write_solver(tmp_path / "sub", HEADER + """
+    def setup(self, spec, train_set):
+        import time
+        time.sleep(600)
+""", "solver.py")
+    proc = subprocess.Popen([sys.executable, "-m", "bilevelbench", "-q", "evaluate", "--dataset", str(small_set),
+                             "--solver", str(path.parent), "--out", str(tmp_path / "r.json")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.monotonic() + 60, []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                       if "bilevelbench.evaluate.worker" in " ".join(c.cmdline())]
+        assert workers, "the evaluator never started its worker"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"worker {alive[0].pid} still runs after its evaluator was killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,5 +1,6 @@
 """docs/bigrad-combinatorial.md holds exactly what leaderboards/bigrad_tables.py prints from the committed records
-(numbers are never typed by hand), and every released interdiction set has a row for every reference method."""
+(numbers are never typed by hand), and every released interdiction and adversarial-control set has a row for
+every reference method."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def test_the_doc_holds_the_printed_tables():
         assert rows, f"no committed records for {family}"
         for row in rows:
             assert row in doc, f"docs/bigrad-combinatorial.md lacks: {row}"
+    control = module.control_rows(ROOT)
+    assert control, "no committed records for adv-control"
+    for row in control:
+        assert row in doc, f"docs/bigrad-combinatorial.md lacks: {row}"
 
 
 def test_every_committed_interdiction_set_lists_every_method():
@@ -33,3 +38,7 @@ def test_every_committed_interdiction_set_lists_every_method():
             folder = ROOT / "leaderboards" / "results" / name
             if folder.is_dir():
                 assert {p.stem for p in folder.glob("*.json")} == set(module.METHODS), name
+    for name in module.CONTROL_SETS:
+        folder = ROOT / "leaderboards" / "results" / name
+        assert folder.is_dir(), name
+        assert {p.stem for p in folder.glob("*.json")} == set(module.CONTROL_METHODS), name

@@ -64,8 +64,7 @@ class AdvRequest(SplitRequest):
 
     def __post_init__(self) -> None:
         self.check_counts()
-        if not (np.isfinite(self.time_limit) and self.time_limit > 0):
-            raise UsageError(f"--time-limit must be a positive number of seconds, received {self.time_limit}")
+        self.check_time_limit(self.time_limit)
         if not (np.isfinite(self.rel_gap) and 0 <= self.rel_gap <= 1e-3):
             raise UsageError(f"--rel-gap must be between 0 and 1e-3 (a certified label is closed to it), "
                              f"received {self.rel_gap}")

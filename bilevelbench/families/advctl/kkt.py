@@ -59,7 +59,8 @@ class ScipKKT:
 
     name = "scip"
 
-    def __init__(self, s: AdvStructure, seed: int = 0, feasibility_tol: float = 1e-7, rel_gap: float = 1e-6, abs_gap: float = 1e-9) -> None:
+    def __init__(self, s: AdvStructure, seed: int = 0, feasibility_tol: float = 1e-7, rel_gap: float = 1e-6,
+                 abs_gap: float = 1e-9) -> None:
         self.s = s
         self.version = backend_version("scip")
         model = pyscipopt.Model("adv_control_kkt")

@@ -31,7 +31,7 @@ from bilevelbench.data.hdf5 import (
     check_output_path,
 )
 from bilevelbench.data.shards import request_key, shard_name
-from bilevelbench.errors import SolverError, UsageError
+from bilevelbench.errors import SolverError
 from bilevelbench.families.tsp import tour
 from bilevelbench.families.tsp.problem import FAMILY, TSPStructure, city_set, sample_instances
 
@@ -58,8 +58,7 @@ class TSPRequest(SplitRequest):
 
     def __post_init__(self) -> None:
         self.check_counts()
-        if not (np.isfinite(self.time_limit) and self.time_limit > 0):
-            raise UsageError(f"--time-limit must be a positive number of seconds, received {self.time_limit}")
+        self.check_time_limit(self.time_limit)
         self.structure()
 
     def structure(self) -> TSPStructure:

@@ -56,9 +56,10 @@ def branch_and_bound(s: problem.AdvStructure, x0: np.ndarray, target: np.ndarray
         hi = np.concatenate([np.full(nc, s.u_max), np.full(nd, w)])
         lo[nc:] = np.where(state == UPPER, w, lo[nc:])
         hi[nc:] = np.where(state == LOWER, -w, hi[nc:])
-        # undecided: rho in [-lam, lam]; free: rho = 0; upper (lam_up >= 0): rho <= 0; lower: rho >= 0
-        r_lo = np.where(state == UNDECIDED, -lam, np.where(state == UPPER, -np.inf, 0.0))
-        r_hi = np.where(state == UNDECIDED, lam, np.where(state == LOWER, np.inf, 0.0))
+        # undecided: rho in [-lam, lam]; free: rho = 0; upper (0 <= lam_up <= lam): rho in [-lam, 0]; lower:
+        # rho in [0, lam] (finite both sides: HiGHS's QP solver has failed on one-sided rows of these models)
+        r_lo = np.where((state == UNDECIDED) | (state == UPPER), -lam, 0.0)
+        r_hi = np.where((state == UNDECIDED) | (state == LOWER), lam, 0.0)
         return lo, hi, g0 + r_lo, g0 + r_hi
 
     best, best_U = np.inf, np.full(nc, np.nan)
@@ -83,9 +84,12 @@ def branch_and_bound(s: problem.AdvStructure, x0: np.ndarray, target: np.ndarray
         res = solve_convex_qp(P, c, rows, r_lo, r_hi, lo, hi, offset=offset, time_limit=time_limit)
         if res.status == "infeasible":
             continue
-        if not res.optimal:
-            raise SolverError(f"adv-control oracle: HiGHS stopped with status {res.status} at a node")
-        z = res.x
+        if res.optimal:
+            z, node_bound = res.x, res.objective
+        else:                                          # HiGHS's QP solver can fail on these nodes (see below)
+            z, node_bound = dual_bound(P, c, rows, r_lo, r_hi, lo, hi, offset)
+            if z is None:
+                continue
         U = np.clip(z[:nc], -s.u_max, s.u_max)
         value = float(problem.true_cost(s, x0, target, U)[0][0])
         if value < best:
@@ -102,10 +106,48 @@ def branch_and_bound(s: problem.AdvStructure, x0: np.ndarray, target: np.ndarray
             child = state.copy()
             child[i] = choice
             counter += 1
-            heapq.heappush(heap, (res.objective, counter, child))
+            heapq.heappush(heap, (node_bound, counter, child))
     else:
         lower = best
     if not heap:
         lower = min(best, max(lower, best)) if np.isfinite(best) else lower
     closed = not heap
     return OracleResult(best, lower if closed else float(heap[0][0]), best_U, nodes, closed)
+
+
+def dual_bound(P: np.ndarray, c: np.ndarray, A: np.ndarray, r_lo: np.ndarray, r_hi: np.ndarray, lo: np.ndarray,
+               hi: np.ndarray, offset: float) -> tuple[np.ndarray | None, float]:
+    """A node's point and a rigorous lower bound when HiGHS's QP solver fails on it (it has stopped with "claims
+    optimality, but with primal infeasibilities" on a few of these strictly convex nodes).
+
+    OSQP (polished) gives near-optimal row multipliers ``y``; the bound is the Lagrangian dual function at ``y``,
+    ``min over the box of 1/2 z'Pz + (c + A'y)'z - y+' r_hi + y-' r_lo``, evaluated exactly by the active-set box
+    QP. Weak duality makes it valid for any ``y``; near the optimum it is tight. Returns ``(None, inf)`` when OSQP
+    proves the node infeasible.
+
+    Raises
+    ------
+    SolverError
+        When OSQP neither solves nor proves the node infeasible.
+    """
+    import osqp
+    import scipy.sparse as sparse
+
+    n, k = P.shape[0], A.shape[0]
+    model = osqp.OSQP()
+    model.setup(P=sparse.csc_matrix(np.triu(P)), q=c, A=sparse.csc_matrix(np.vstack([A, np.eye(n)])),
+                l=np.concatenate([r_lo, lo]), u=np.concatenate([r_hi, hi]), eps_abs=1e-10, eps_rel=1e-10,
+                max_iter=200000, polishing=True, verbose=False)
+    out = model.solve(raise_error=False)
+    status = str(out.info.status).lower()
+    if "infeasible" in status and "inaccurate" not in status:
+        return None, np.inf
+    if out.x is None or not np.all(np.isfinite(out.x)):
+        raise SolverError(f"adv-control oracle: neither HiGHS nor OSQP solved a node (OSQP: {out.info.status})")
+    y = out.y[:k]
+    z, converged = problem.bounded_qp(P, -(c + A.T @ y), lo, hi)
+    if not converged:
+        raise SolverError("adv-control oracle: the dual function's box QP did not converge at a node")
+    value = (0.5 * z @ P @ z + (c + A.T @ y) @ z - np.maximum(y, 0) @ r_hi + np.maximum(-y, 0) @ r_lo
+             + offset)
+    return np.clip(out.x[:n], lo, hi), float(value)

@@ -226,7 +226,15 @@ def follower_linear(s: AdvStructure, x0: np.ndarray, target: np.ndarray, U: np.n
 
 
 def box_qp(M: np.ndarray, g: np.ndarray, bound: float, max_iter: int = 500) -> tuple[np.ndarray, bool]:
-    """``argmin 1/2 w'Mw - g'w`` over ``|w| <= bound`` (M positive definite) by a primal active-set method.
+    """``argmin 1/2 w'Mw - g'w`` over ``|w| <= bound`` (M positive definite): :func:`bounded_qp` with symmetric
+    bounds. Returns ``(w, converged)``."""
+    n = g.shape[0]
+    return bounded_qp(M, g, np.full(n, -float(bound)), np.full(n, float(bound)), max_iter)
+
+
+def bounded_qp(M: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+               max_iter: int = 500) -> tuple[np.ndarray, bool]:
+    """``argmin 1/2 w'Mw - g'w`` over ``lo <= w <= hi`` (M positive definite) by a primal active-set method.
 
     Starts from the clipped unconstrained minimiser; each iteration either moves the free entries towards their
     minimiser until one hits a bound (which joins the fixed set) or, at a free minimiser, releases the fixed entry
@@ -235,33 +243,35 @@ def box_qp(M: np.ndarray, g: np.ndarray, bound: float, max_iter: int = 500) -> t
     multiplier of the right sign).
     """
     n = g.shape[0]
-    w = np.clip(np.linalg.solve(M, g), -bound, bound)
-    fixed = np.abs(w) >= bound
-    tol = 1e-10 * (1.0 + float(np.abs(g).max(initial=0.0)) + float(np.abs(M).max()) * bound)
+    w = np.clip(np.linalg.solve(M, g), lo, hi)
+    fixed = (w <= lo) | (w >= hi)
+    scale = float(np.max(np.maximum(np.abs(lo), np.abs(hi)), initial=0.0))
+    tol = 1e-10 * (1.0 + float(np.abs(g).max(initial=0.0)) + float(np.abs(M).max()) * scale)
     for _ in range(max_iter):
         free = ~fixed
         goal = w.copy()
         if free.any():
             goal[free] = np.linalg.solve(M[np.ix_(free, free)], g[free] - M[np.ix_(free, fixed)] @ w[fixed])
-        outside = free & (np.abs(goal) > bound)
+        outside = free & ((goal > hi) | (goal < lo))
         if not outside.any():
             w = goal
             mu = g - M @ w                           # -gradient: >= 0 at an upper bound, <= 0 at a lower one
-            wrong = np.where(fixed, np.where(w > 0, -mu, mu), -np.inf)
+            wrong = np.where(fixed, np.where(w >= hi, -mu, mu), -np.inf)
+            wrong = np.where(fixed & (lo == hi), -np.inf, wrong)      # a fixed variable is never released
             i = int(np.argmax(wrong))
             if wrong[i] <= tol:
                 return w, True
             fixed[i] = False
             continue
         step = goal - w
-        edge = np.sign(goal) * bound
+        edge = np.where(goal > hi, hi, lo)
         alphas = np.full(n, np.inf)
         alphas[outside] = (edge[outside] - w[outside]) / step[outside]
         i = int(np.argmin(alphas))
         w = w + min(max(alphas[i], 0.0), 1.0) * step
         w[i] = edge[i]
         fixed[i] = True
-        w = np.clip(w, -bound, bound)
+        w = np.clip(w, lo, hi)
     return w, False
 
 

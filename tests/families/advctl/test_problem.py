@@ -104,3 +104,24 @@ def test_nan_matrices_are_refused():
     s = small()
     with pytest.raises(UsageError, match="A holds NaN or inf"):
         problem.AdvStructure(np.full((2, 2), np.nan), s.B, s.D, 2, 0.1, 1.0, 0.3, 1.0, 2.0)
+
+
+def test_the_oracle_dual_bound_is_valid_and_tight():
+    """The fallback node bound (OSQP's multipliers in the Lagrangian dual, the box minimised exactly) never exceeds
+    HiGHS's optimum of the same node QP and is within 1e-6 of it."""
+    from bilevelbench.families.advctl.oracle import dual_bound
+
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        n, k = 8, 4
+        G = rng.standard_normal((10, n))
+        P = G.T @ G + 0.1 * np.eye(n)
+        c, A = rng.standard_normal(n), rng.standard_normal((k, n))
+        z0 = rng.uniform(-0.5, 0.5, n)                       # a feasible point inside the box
+        r_lo, r_hi = A @ z0 - rng.uniform(0, 1, k), A @ z0 + rng.uniform(0, 1, k)
+        lo, hi = -np.ones(n), np.ones(n)
+        exact = solve_convex_qp(P, c, A, r_lo, r_hi, lo, hi, offset=2.0)
+        z, bound = dual_bound(P, c, A, r_lo, r_hi, lo, hi, 2.0)
+        assert exact.optimal and bound <= exact.objective + 1e-9
+        assert bound == pytest.approx(exact.objective, abs=1e-6)
+        assert np.all((z >= lo) & (z <= hi))

@@ -24,7 +24,8 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
                     "local path of each file. InstanceSet.open(NAME) does the same on first use.",
         epilog="examples:\n  bilevelbench fetch --list\n  bilevelbench fetch NAME\n"
                "  bilevelbench fetch --all --mirror https://example.org/bb\n"
-               "  BILEVELBENCH_DATA=/scratch/bb bilevelbench fetch NAME",
+               "  BILEVELBENCH_DATA=/scratch/bb bilevelbench fetch NAME\n"
+               "  bilevelbench fetch adv-control-T5 --regenerate --workers 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help="dataset names (see --list)")
     p.add_argument("--all", action="store_true", help="every dataset in the registry")
@@ -34,11 +35,15 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--registry", type=Path, default=None, metavar="FILE",
                    help="registry file (default: datasets/registry.toml)")
     p.add_argument("--retries", type=int, default=3, metavar="K", help="extra attempts per mirror (default 3)")
+    p.add_argument("--regenerate", action="store_true",
+                   help="build the dataset here from its spec instead of downloading it, and check that its content "
+                        "digest equals the registry's (so it is provably the released set); needs a source checkout")
+    p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes for --regenerate")
     p.set_defaults(run=_run_fetch)
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from bilevelbench.data.fetch import cache_dir, fetch
+    from bilevelbench.data.fetch import cache_dir, fetch, regenerate
     from bilevelbench.data.registry import load_registry
 
     registry = load_registry(args.registry)
@@ -47,16 +52,23 @@ def _run_fetch(args: argparse.Namespace) -> int:
             print(f"{registry.source}: no released files yet (generate locally: bilevelbench generate "
                   "datasets/NAME.toml --out FILE)")
         for e in sorted(registry.entries.values(), key=lambda e: e.name):
-            print(f"{e.name:<16} {e.file:<22} {e.size / 2**20:8.1f} MiB  sha256 {e.sha256[:12]}...  {e.spec}")
-        print(f"cache: {cache_dir()}")
+            where = (f"{e.size / 2**20:8.1f} MiB  sha256 {e.sha256[:12]}..." if e.published
+                     else "not published: --regenerate")
+            print(f"{e.name:<22} {where:<40} content {e.content_digest[7:19] or '—'}...  {e.spec}")
+        print(f"mirrors: {', '.join(registry.mirrors) or 'none'}; cache: {cache_dir()}")
         return 0
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     names = sorted(registry.entries) if args.all else args.names
     if not names:
         raise UsageError("name at least one dataset (or --all, or --list to see them)")
     if args.retries < 0:
         raise UsageError(f"--retries must be >= 0, got {args.retries}")
     for name in names:
-        path = fetch(name, registry=registry, mirror=args.mirror, retries=args.retries, progress=not args.quiet)
+        if args.regenerate:
+            path = regenerate(name, registry=registry, workers=args.workers, quiet=args.quiet)
+        else:
+            path = fetch(name, registry=registry, mirror=args.mirror, retries=args.retries, progress=not args.quiet)
         print(path)
     return 0
 
@@ -73,13 +85,17 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
                     "is what a regeneration elsewhere must match. Upload OUT to any static host and list its URL "
                     "under mirrors (or pass --mirror) to serve it.",
         epilog="example:\n  bilevelbench release datasets/ --out release/ --workers 2\n"
-               "  bilevelbench release datasets/NAME.toml datasets/OTHER.toml --out release/",
+               "  bilevelbench release datasets/NAME.toml datasets/OTHER.toml --out release/\n"
+               "  bilevelbench release datasets/ --registry-only --out datasets/   # the committed registry",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("specs", nargs="+", type=Path, metavar="SPECS", help="a folder of spec files, or spec files")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes per generation")
     p.add_argument("--mirror", action="append", default=[], metavar="URL",
                    help="base URL to list under mirrors in the written registry (repeatable)")
+    p.add_argument("--registry-only", action="store_true",
+                   help="generate nothing: write OUT/registry.toml with an unpublished entry (spec and content digest, "
+                        "for 'fetch --regenerate') for every spec that records a content_digest")
     p.set_defaults(run=_run_release)
 
 
@@ -127,12 +143,11 @@ def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] |
         if not report.ok:
             raise UsageError(f"{spec.name}: {len(report.failures)} label(s) failed verification (first: "
                              f"{report.failures[0]}); nothing is registered")
-        from bilevelbench.data.digest import content_digest
-        from bilevelbench.data.hdf5 import read_instance_set
+        from bilevelbench.data.fetch import file_content_digest
 
         entries.append(RegistryEntry(name=spec.name, file=target.name, size=target.stat().st_size,
                                      sha256=pooch.file_hash(str(target)), spec=f"datasets/{spec_path.name}",
-                                     content_digest=content_digest(read_instance_set(target))))
+                                     content_digest=file_content_digest(target)))
         log.info("release: %s verified (%d labels), %d bytes", spec.name, report.checked, target.stat().st_size)
     registry = out / "registry.toml"
     registry.write_text(render_registry(entries, mirrors or []))
@@ -156,6 +171,14 @@ def _strip_timings(path: Path, sidecar: Path, h5py, np) -> None:
 
 
 def _run_release(args: argparse.Namespace) -> int:
+    if args.registry_only:
+        from bilevelbench.data.registry import render_registry, spec_entries
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        entries = spec_entries(spec_files(args.specs), Path.cwd())
+        (args.out / "registry.toml").write_text(render_registry(entries, args.mirror))
+        print(f"wrote {args.out / 'registry.toml'}: {len(entries)} unpublished entries (fetch NAME --regenerate)")
+        return 0
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     registry = release(spec_files(args.specs), args.out, args.workers, args.mirror, args.quiet)

@@ -12,7 +12,9 @@ registered SHA-256, downloads it from the first mirror that works:
 
 The cache is ``$BILEVELBENCH_DATA`` if set, else the platform's user cache (``pooch.os_cache``). Mirrors: the
 ``mirror`` argument, then ``$BILEVELBENCH_MIRROR``, then the registry's ``mirrors``. When none works and no
-cached copy exists, the error says how to generate the dataset locally instead.
+cached copy exists, the error says how to build the dataset locally instead: :func:`regenerate` generates it from
+its spec into the cache and checks its content digest against the registry, so a regenerated set is provably the
+released one (or the call fails and says so).
 """
 
 from __future__ import annotations
@@ -150,6 +152,9 @@ def fetch(name: str, *, registry: Registry | None = None, mirror: str | None = N
     entry = registry.entry(name)
     cache = Path(cache) if cache is not None else cache_dir()
     target = cache / entry.file
+    if not entry.published:
+        raise DownloadError(f"{entry.name!r} has no published file yet (the registry records its spec and content "
+                            f"digest only); {_generate_hint(entry)}")
     if target.is_file() and target.stat().st_size == entry.size and pooch.file_hash(str(target)) == entry.sha256:
         log.debug("cache hit: %s", target)
         return target
@@ -178,8 +183,73 @@ def fetch(name: str, *, registry: Registry | None = None, mirror: str | None = N
 
 
 def _generate_hint(entry: RegistryEntry) -> str:
+    if entry.spec and entry.content_digest:
+        return (f"build it here from {entry.spec}, checked against the registry's content digest: bilevelbench fetch "
+                f"{entry.name} --regenerate")
     spec = entry.spec or f"datasets/{entry.name}.toml"
     return f"generate it locally: bilevelbench generate {spec} --out {entry.file}"
+
+
+def file_content_digest(path: Path) -> str:
+    """The content digest of an instance-set file (its family's timing fields left out, as ``bilevelbench info``)."""
+    from bilevelbench.data.digest import content_digest
+    from bilevelbench.data.instance_set import InstanceSet
+
+    ds = InstanceSet.open(path)
+    return content_digest(ds.data, ds.family_descriptor.timing_fields)
+
+
+def regenerate(name: str, *, registry: Registry | None = None, cache: Path | None = None, workers: int = 1,
+               quiet: bool = False) -> Path:
+    """Build released dataset ``name`` from its spec into the cache and check it is the released content.
+
+    A cached file that already has the registry's content digest is returned as it is. Otherwise the spec is
+    generated (resumable: an interrupted run continues) and the result's content digest must equal the
+    registry's; a file that differs is moved aside to ``NAME.mismatch.h5`` so that it is never taken for the
+    release.
+
+    Raises
+    ------
+    MissingDataError
+        If ``name`` is not in the registry, the entry names no spec or digest, or the spec file is not here.
+    SchemaError
+        If the spec's digest and the registry's disagree, or the regenerated content differs from the release.
+    """
+    from bilevelbench.cli import run_generate
+    from bilevelbench.data.spec import load_spec
+
+    registry = registry or load_registry()
+    entry = registry.entry(name)
+    if not (entry.spec and entry.content_digest):
+        raise MissingDataError(f"{entry.name!r} records no spec and content digest to regenerate against")
+    root = Path(registry.source).resolve().parent.parent if registry.source else Path.cwd()
+    spec_path = root / entry.spec
+    if not spec_path.is_file():
+        raise MissingDataError(f"the spec of {entry.name!r} ({entry.spec}) is not at {spec_path}; --regenerate "
+                               "needs the repository's datasets/ folder (a source checkout)")
+    spec_digest = load_spec(spec_path).content_digest
+    if spec_digest != entry.content_digest:
+        raise SchemaError(f"{spec_path} records content digest {spec_digest}, the registry {entry.content_digest}; "
+                          "one of them is out of date")
+    cache = Path(cache) if cache is not None else cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / entry.file
+    if target.is_file():
+        try:
+            if file_content_digest(target) == entry.content_digest:
+                log.debug("cache hit (content digest): %s", target)
+                return target
+        except BilevelBenchError:
+            pass                                        # unreadable: regenerate over it
+    args = [str(spec_path), "--out", str(target), "--workers", str(int(workers))]
+    code = run_generate(args + (["--overwrite"] if target.exists() else []), quiet, check_digest=False)
+    if code != 0 or file_content_digest(target) != entry.content_digest:
+        aside = target.with_name(f"{entry.name}.mismatch.h5")
+        shutil.move(str(target), aside)
+        raise SchemaError(f"the regenerated {entry.name!r} differs from the release (content digest "
+                          f"{file_content_digest(aside)}, the registry says {entry.content_digest}); kept as {aside}")
+    log.info("regenerated %s: content digest %s equals the registry's", entry.name, entry.content_digest)
+    return target
 
 
 def _short(exc: BaseException) -> str:

@@ -1,7 +1,9 @@
 """The registry of released instance-set files (``datasets/registry.toml``).
 
-Each entry names a dataset, its file, the exact size in bytes and SHA-256 of the released bytes, and the spec
-that regenerates it. ``mirrors`` lists base URLs tried in order (a file ``F`` is fetched from ``MIRROR/F``).
+Each entry names a dataset, its file, the spec that regenerates it and the content digest a regeneration must
+give; a *published* entry also has the exact size in bytes and SHA-256 of the released bytes. ``mirrors`` lists
+base URLs tried in order (a file ``F`` is fetched from ``MIRROR/F``). An entry without ``sha256`` has no file on
+any mirror yet: ``bilevelbench fetch NAME --regenerate`` builds it from its spec and checks the content digest.
 
 Example::
 
@@ -14,6 +16,13 @@ Example::
     size = 3686507
     sha256 = "8f2c..."
     spec = "datasets/NAME.toml"
+    content_digest = "sha256:..."
+
+    [[file]]                      # not published yet: regenerate from the spec
+    name = "OTHER"
+    file = "OTHER.h5"
+    spec = "datasets/OTHER.toml"
+    content_digest = "sha256:..."
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from bilevelbench.errors import MissingDataError, SchemaError
 
 REGISTRY_SCHEMA = 1
 _SHA = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -36,11 +46,16 @@ class RegistryEntry:
 
     name: str
     file: str
-    size: int
-    sha256: str
+    size: int = 0
+    sha256: str = ""
     spec: str = ""
     #: The file's content digest (``bilevelbench info``): what a regeneration from ``spec`` must give.
     content_digest: str = ""
+
+    @property
+    def published(self) -> bool:
+        """Whether released bytes exist (a size and SHA-256 to download and check against)."""
+        return bool(self.sha256)
 
 
 @dataclass(frozen=True)
@@ -106,31 +121,55 @@ def load_registry(path: Path | str | None = None) -> Registry:
         unknown = sorted(set(raw) - {"name", "file", "size", "sha256", "spec", "content_digest"})
         if unknown:
             raise SchemaError(f"{where}: unknown keys {unknown}")
-        for key, kind in (("name", str), ("file", str), ("size", int), ("sha256", str)):
-            if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
+        for key, kind in (("name", str), ("file", str)):
+            if not isinstance(raw.get(key), kind):
                 raise SchemaError(f"{where}: expected {key} to be {kind.__name__}; received {raw.get(key)!r}")
-        if raw["size"] <= 0 or not _SHA.fullmatch(raw["sha256"]):
-            raise SchemaError(f"{where}: expected a positive size and a 64-digit lowercase hex sha256")
+        if "sha256" in raw or "size" in raw:               # published: both, well-formed
+            size, sha = raw.get("size"), raw.get("sha256")
+            if (not isinstance(size, int) or isinstance(size, bool) or size <= 0 or not isinstance(sha, str)
+                    or not _SHA.fullmatch(sha)):
+                raise SchemaError(f"{where}: a published entry needs a positive integer size and a 64-digit "
+                                  f"lowercase hex sha256; received size {size!r}, sha256 {sha!r}")
+        elif not (raw.get("spec") and _DIGEST.fullmatch(str(raw.get("content_digest", "")))):
+            raise SchemaError(f"{where}: an entry without sha256 (not published) needs a spec and a content_digest "
+                              f"'sha256:<64 hex>' to regenerate it against; received spec {raw.get('spec')!r}, "
+                              f"content_digest {raw.get('content_digest')!r}")
         if "/" in raw["file"] or raw["file"].startswith("."):
             raise SchemaError(f"{where}: file must be a plain file name, got {raw['file']!r}")
         if raw["name"] in entries:
             raise SchemaError(f"{where}: duplicate name {raw['name']!r}")
-        entries[raw["name"]] = RegistryEntry(name=raw["name"], file=raw["file"], size=raw["size"],
-                                             sha256=raw["sha256"], spec=str(raw.get("spec", "")),
+        entries[raw["name"]] = RegistryEntry(name=raw["name"], file=raw["file"], size=int(raw.get("size", 0)),
+                                             sha256=str(raw.get("sha256", "")), spec=str(raw.get("spec", "")),
                                              content_digest=str(raw.get("content_digest", "")))
     return Registry(entries=entries, mirrors=tuple(m.rstrip("/") for m in mirrors), source=str(path))
 
 
 def render_registry(entries: list[RegistryEntry], mirrors: list[str] | tuple[str, ...] = ()) -> str:
     """The TOML text of a registry (what ``bilevelbench release`` writes)."""
-    lines = ["# Released bilevelbench instance-set files: exact size and SHA-256 of each, and the spec that",
-             "# regenerates it. A file F is fetched from MIRROR/F; BILEVELBENCH_MIRROR or --mirror go first.",
+    lines = ["# Released bilevelbench instance-set files: the spec that regenerates each and the content digest a",
+             "# regeneration must give; published files also have their exact size and SHA-256. A file F is fetched",
+             "# from MIRROR/F (BILEVELBENCH_MIRROR or --mirror go first); 'bilevelbench fetch NAME --regenerate'",
+             "# builds an unpublished one from its spec.",
              f"schema = {REGISTRY_SCHEMA}",
              "mirrors = [" + ", ".join(f'"{m}"' for m in mirrors) + "]", ""]
     for e in sorted(entries, key=lambda e: e.name):
-        lines += ["[[file]]", f'name = "{e.name}"', f'file = "{e.file}"', f"size = {e.size}",
-                  f'sha256 = "{e.sha256}"']
+        lines += ["[[file]]", f'name = "{e.name}"', f'file = "{e.file}"']
+        lines += [f"size = {e.size}", f'sha256 = "{e.sha256}"'] if e.published else []
         lines += [f'spec = "{e.spec}"'] if e.spec else []
         lines += [f'content_digest = "{e.content_digest}"'] if e.content_digest else []
         lines.append("")
     return "\n".join(lines)
+
+
+def spec_entries(spec_paths: list[Path], root: Path) -> list[RegistryEntry]:
+    """Unpublished registry entries for the specs that record a content digest (``spec`` relative to ``root``)."""
+    from bilevelbench.data.spec import load_spec
+
+    out = []
+    for path in spec_paths:
+        spec = load_spec(path)
+        if spec.content_digest:
+            out.append(RegistryEntry(name=spec.name, file=f"{spec.name}.h5",
+                                     spec=Path(path).resolve().relative_to(Path(root).resolve()).as_posix(),
+                                     content_digest=spec.content_digest))
+    return out

@@ -25,7 +25,7 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  bilevelbench fetch --list\n  bilevelbench fetch NAME\n"
                "  bilevelbench fetch --all --mirror https://example.org/bb\n"
                "  BILEVELBENCH_DATA=/scratch/bb bilevelbench fetch NAME\n"
-               "  bilevelbench fetch adv-control-T5 --regenerate --workers 2",
+               "  bilevelbench fetch NAME --regenerate --workers 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help="dataset names (see --list)")
     p.add_argument("--all", action="store_true", help="every dataset in the registry")

@@ -93,6 +93,9 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes per generation")
     p.add_argument("--mirror", action="append", default=[], metavar="URL",
                    help="base URL to list under mirrors in the written registry (repeatable)")
+    p.add_argument("--public", action="store_true",
+                   help="also write NAME.public.h5 beside each file: the test split keeps its parameters only (no "
+                        "labels, checks or reference episodes), for a scoring service to hold the full file")
     p.add_argument("--registry-only", action="store_true",
                    help="generate nothing: write OUT/registry.toml with an unpublished entry (spec and content digest, "
                         "for 'fetch --regenerate') for every spec that records a content_digest")
@@ -115,8 +118,12 @@ def spec_files(paths: list[Path]) -> list[Path]:
 
 
 def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] | None = None,
-            quiet: bool = False) -> Path:
-    """Generate, verify and register every spec; returns the written registry path."""
+            quiet: bool = False, public: bool = False) -> Path:
+    """Generate, verify and register every spec; returns the written registry path.
+
+    With ``public``, each file also gets a public copy ``NAME.public.h5`` whose test split keeps its parameters
+    only (:func:`bilevelbench.data.redact.public_release`), registered as ``NAME-public``.
+    """
     import h5py
     import numpy as np
     import pooch
@@ -149,6 +156,12 @@ def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] |
                                      sha256=pooch.file_hash(str(target)), spec=f"datasets/{spec_path.name}",
                                      content_digest=file_content_digest(target)))
         log.info("release: %s verified (%d labels), %d bytes", spec.name, report.checked, target.stat().st_size)
+        if public:
+            from bilevelbench.data.redact import public_release
+
+            copy = public_release(target, out / f"{spec.name}.public.h5")
+            entries.append(RegistryEntry(name=f"{spec.name}-public", file=copy.name, size=copy.stat().st_size,
+                                         sha256=pooch.file_hash(str(copy)), content_digest=file_content_digest(copy)))
     registry = out / "registry.toml"
     registry.write_text(render_registry(entries, mirrors or []))
     return registry
@@ -181,7 +194,7 @@ def _run_release(args: argparse.Namespace) -> int:
         return 0
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    registry = release(spec_files(args.specs), args.out, args.workers, args.mirror, args.quiet)
+    registry = release(spec_files(args.specs), args.out, args.workers, args.mirror, args.quiet, args.public)
     print(f"wrote {registry}; upload {args.out}/ to a static host and list its URL under mirrors")
     return 0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bilevelbench.core.family import Answers
-from bilevelbench.data.hdf5 import BACKEND_DTYPE, STATUS_DTYPE, as_fixed_ascii, read_instance_set, write_instance_set
+from bilevelbench.data.hdf5 import read_instance_set, write_instance_set
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import SubmissionError, UsageError
 from bilevelbench.evaluate import metrics
@@ -127,6 +127,7 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
         pred = read_predictions(predictions, dy, dz, len(part))
     elif split is not None and file_split and file_split != split:
         raise UsageError(f"predictions file says split {file_split!r} but --split {split!r} was given")
+    _refuse_hidden(ds, dataset, probe_split)
     claimed = pred.attrs.get("dataset_sha256")
     if claimed and claimed != sha:
         raise SubmissionError(f"predictions were made for a data set with sha256 {claimed[:12]}..., "
@@ -148,35 +149,20 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
                         extra_metrics=extra, family=ds.family_descriptor)
 
 
+def _refuse_hidden(ds: InstanceSet, dataset: Path, split: str) -> None:
+    """A public release's hidden split has no labels to score against: say so, and where it can be scored."""
+    from bilevelbench.data.redact import hidden_split
+
+    if hidden_split(ds, split):
+        raise UsageError(f"split {split!r} of {str(dataset)!r} is hidden (a public release: its labels are held by "
+                         "the scoring service only); score another split, or submit predictions to the service")
+
+
 def redacted_copy(source: Path, split: str, target: Path) -> None:
     """Copy an instance set with the labels of ``split`` withheld (so a solver cannot read them)."""
-    data = read_instance_set(source)
-    idx = data.splits[split]
-    labels = {}
-    for key, value in data.labels.items():
-        value = np.array(value)
-        if value.dtype.kind == "f":
-            value[idx] = np.nan
-        elif value.dtype.kind in "iu":
-            value[idx] = 0
-        elif key == "status":
-            value[idx] = "unlabeled"
-        else:
-            value[idx] = "withheld by the evaluator" if key == "reason" else ""
-        if key == "status":
-            value = as_fixed_ascii([str(v) for v in value], STATUS_DTYPE)
-        elif key == "backend":
-            value = as_fixed_ascii([str(v) for v in value], BACKEND_DTYPE)
-        elif value.dtype.kind == "O":
-            value = np.array([str(v) for v in value], dtype=str)
-        labels[key] = value
-    checks = {}
-    for key, value in data.checks.items():
-        value = np.array(value, dtype=float)
-        value[idx] = np.nan
-        checks[key] = value
-    data.labels, data.checks = labels, checks
-    data.closed_loop = {}  # the exact MPC's episodes start from test instances: their first steps are labels
+    from bilevelbench.data.redact import withhold_labels
+
+    data = withhold_labels(read_instance_set(source), (split,), "unlabeled", "withheld by the evaluator")
     write_instance_set(target, data, overwrite=True)
 
 
@@ -298,6 +284,7 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     n = len(part) if protocol.limit is None else min(len(part), protocol.limit)
     if n == 0:
         raise UsageError(f"split {split!r} of {str(dataset)!r} has no instances to evaluate")
+    _refuse_hidden(ds, dataset, split)
     name = str(ds.meta.get("name") or dataset.stem)
     with redacted_dataset(dataset, split) as redacted:
         result = run_solver(redacted, name, solver, split, protocol, limits, n, dy, dz, progress,

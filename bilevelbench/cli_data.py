@@ -96,6 +96,10 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public", action="store_true",
                    help="also write NAME.public.h5 beside each file: the test split keeps its parameters only (no "
                         "labels, checks or reference episodes), for a scoring service to hold the full file")
+    p.add_argument("--cards", action="store_true",
+                   help="also write NAME.croissant.json (Croissant JSON-LD: files, fields, splits) and NAME.card.md "
+                        "(license, citation, how it was certified, status counts, known limits) for every file; "
+                        "needs mlcroissant (pip install 'bilevelbench[cards]')")
     p.add_argument("--registry-only", action="store_true",
                    help="generate nothing: write OUT/registry.toml with an unpublished entry (spec and content digest, "
                         "for 'fetch --regenerate') for every spec that records a content_digest")
@@ -118,11 +122,12 @@ def spec_files(paths: list[Path]) -> list[Path]:
 
 
 def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] | None = None,
-            quiet: bool = False, public: bool = False) -> Path:
+            quiet: bool = False, public: bool = False, cards: bool = False) -> Path:
     """Generate, verify and register every spec; returns the written registry path.
 
     With ``public``, each file also gets a public copy ``NAME.public.h5`` whose test split keeps its parameters
-    only (:func:`bilevelbench.data.redact.public_release`), registered as ``NAME-public``.
+    only (:func:`bilevelbench.data.redact.public_release`), registered as ``NAME-public``. With ``cards``, every
+    written file gets ``NAME.croissant.json`` and ``NAME.card.md`` (:mod:`bilevelbench.data.croissant`).
     """
     import h5py
     import numpy as np
@@ -162,6 +167,11 @@ def release(specs: list[Path], out: Path, workers: int = 1, mirrors: list[str] |
             copy = public_release(target, out / f"{spec.name}.public.h5")
             entries.append(RegistryEntry(name=f"{spec.name}-public", file=copy.name, size=copy.stat().st_size,
                                          sha256=pooch.file_hash(str(copy)), content_digest=file_content_digest(copy)))
+        if cards:
+            from bilevelbench.data.croissant import write_cards
+
+            for written in [target] + ([out / f"{spec.name}.public.h5"] if public else []):
+                write_cards(written, out, url=f"{mirrors[0].rstrip('/')}/{written.name}" if mirrors else None)
     registry = out / "registry.toml"
     registry.write_text(render_registry(entries, mirrors or []))
     return registry
@@ -194,7 +204,12 @@ def _run_release(args: argparse.Namespace) -> int:
         return 0
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    registry = release(spec_files(args.specs), args.out, args.workers, args.mirror, args.quiet, args.public)
+    if args.cards:
+        from bilevelbench.data.croissant import _mlcroissant
+
+        _mlcroissant()                                  # fail before generating anything
+    registry = release(spec_files(args.specs), args.out, args.workers, args.mirror, args.quiet, args.public,
+                       args.cards)
     print(f"wrote {registry}; upload {args.out}/ to a static host and list its URL under mirrors")
     return 0
 

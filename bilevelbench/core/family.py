@@ -250,6 +250,9 @@ class Family:
     extra_splits: tuple[str, ...] = ()
     #: What ``verify --oracle`` re-solves the labels with (empty: the family has no oracle).
     oracle_method: str = ""
+    #: The license of generated instance sets (a URL; dataset cards print it), and what it owes to third parties.
+    data_license: str = "https://opensource.org/licenses/MIT"
+    data_license_note: str = ""
 
     # -- generation ---------------------------------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> Path:

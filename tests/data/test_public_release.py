@@ -77,3 +77,40 @@ def test_the_registry_lists_the_public_copy(released):
     entry = reg.entries["pub-public"]
     assert entry.published and entry.file == "pub.public.h5"
     assert entry.content_digest == file_content_digest(released / "pub.public.h5")
+
+
+@pytest.fixture(scope="module")
+def carded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cards")
+    (root / "specs").mkdir()
+    (root / "specs" / "pub.toml").write_text(SPEC)
+    assert main(["-q", "release", str(root / "specs"), "--out", str(root / "out"), "--public", "--cards",
+                 "--mirror", "https://example.org/bb"]) == 0
+    return root / "out"
+
+
+def test_every_released_file_has_a_valid_croissant_description_and_a_card(carded):
+    """The Croissant JSON-LD passes mlcroissant's validator; its record sets are the splits, its fields name the
+    HDF5 datasets; the public copy's test record set lists parameters only."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mlc = pytest.importorskip("mlcroissant")
+    for stem in ("pub", "pub.public"):
+        jsonld = carded / f"{stem}.croissant.json"
+        proc = subprocess.run([str(Path(sys.executable).parent / "mlcroissant"), "validate", "--jsonld", str(jsonld)],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        metadata = mlc.Metadata.from_file(ctx=mlc.Context(), file=jsonld)
+        assert not metadata.ctx.issues.errors
+        doc = json.loads(jsonld.read_text())
+        sets = {rs["@id"]: {f["name"] for f in rs["field"]} for rs in doc["recordSet"]}
+        assert set(sets) == {"train", "test"}
+        assert "params/c" in sets["test"] and "labels/objective" in sets["train"]
+        assert ("labels/objective" in sets["test"]) == (stem == "pub")
+        assert doc["distribution"][0]["contentUrl"] == f"https://example.org/bb/{stem}.h5"
+        card = (carded / f"{stem}.card.md").read_text()
+        assert "## How the labels were certified" in card and "@misc{bilevelbench" in card
+        assert ("2 hidden" in card) == (stem == "pub.public")

@@ -27,6 +27,8 @@ class DCOPF(Family):
     label_fields = ("pg", "objective")
     generator_version = 1
     seed_stream = 2
+    data_license = "https://creativecommons.org/licenses/by/4.0/"
+    data_license_note = "built on PGLib-OPF v23.07 case files (CC BY 4.0); attribution in data/pglib/SOURCE.md"
     options = (
         Option("case", str, None, "PGLib-OPF case: a shipped name (pglib_opf_case14_ieee, _case30_ieee, _case57_ieee, "
                                   "_case118_ieee, _case300_ieee, or short: case118) or the path of any MATPOWER .m "

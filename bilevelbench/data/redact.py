@@ -42,12 +42,9 @@ def withhold_labels(data: InstanceSetData, splits: tuple[str, ...] | list[str], 
             value[idx] = 0
         elif value.dtype.kind == "b":
             value[idx] = False
-        elif key == "status":
-            value = value.astype(object)
-            value[idx] = status
-        else:
-            value = value.astype(object)
-            value[idx] = reason if key == "reason" else ""
+        else:                                          # text: decode bytes before writing the fixed words
+            value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value], dtype=object)
+            value[idx] = status if key == "status" else reason if key == "reason" else ""
         if key == "status":
             value = as_fixed_ascii([str(v) for v in value], STATUS_DTYPE)
         elif key == "backend":

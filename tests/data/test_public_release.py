@@ -54,6 +54,9 @@ def test_no_dataset_of_the_public_file_holds_a_test_label(released):
     # the train split keeps its labels
     public = InstanceSet.open(released / "pub.public.h5")
     np.testing.assert_array_equal(public.split("train").labels["objective"], full.split("train").labels["objective"])
+    for key in ("status", "reason", "backend"):          # text of the kept rows survives the redaction as it was
+        assert [str(v) for v in np.asarray(public.split("train").labels[key]).astype(str)] == \
+            [str(v) for v in np.asarray(full.split("train").labels[key]).astype(str)], key
     np.testing.assert_array_equal(public.split("test").params["c"], full.split("test").params["c"])
     assert public.meta["private_content_digest"] == file_content_digest(released / "pub.h5")
     assert public.meta["hidden_splits"] == ["test"]

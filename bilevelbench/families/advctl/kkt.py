@@ -43,7 +43,7 @@ class KKTResult:
 def multiplier_bounds(s: AdvStructure, x0: np.ndarray, target: np.ndarray) -> np.ndarray:
     """A valid upper bound on each of the adversary's bound multipliers at any KKT point (module docstring)."""
     coupling = s.gw.T @ s.gu
-    return (np.abs(s.follower_hessian).sum(1) * s.w_max + np.abs(follower_linear(s, x0, target, 0 * s.gu[0]))
+    return (np.abs(s.follower_hessian).sum(1) * s.w_max + np.abs(follower_linear(s, x0, target, np.zeros(s.n_controls)))
             + np.abs(coupling).sum(1) * s.u_max)
 
 

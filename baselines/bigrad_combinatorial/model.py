@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from baselines.bigrad_combinatorial.tasks import task_for
-from bilevelbench.errors import MissingDataError, UsageError
+from baselines.weights import find_weights as shared_find_weights
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 METHODS = ("bb", "pt", "bb1", "pt1", "sl")
@@ -17,17 +17,7 @@ METHODS = ("bb", "pt", "bb1", "pt1", "sl")
 
 def find_weights(structure_hash: str, method: str, folder: Path = WEIGHTS) -> Path:
     """The weight file trained with ``method`` on this structure, or a clear error listing what exists."""
-    if method not in METHODS:
-        raise UsageError(f"method must be one of {', '.join(METHODS)}, received {method!r}")
-    seen = []
-    for path in sorted(Path(folder).glob("*.pt")):
-        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
-        if meta.get("structure_hash") == structure_hash and meta.get("method") == method:
-            return path
-        seen.append(f"{path.name} ({meta.get('method')}, {str(meta.get('structure_hash'))[:12]}...)")
-    raise MissingDataError(f"no bigrad_combinatorial {method} weights for structure {structure_hash[:12]}... in "
-                           f"{folder}; available: {', '.join(seen) or 'none'}; train with python -m "
-                           f"baselines.bigrad_combinatorial.train --dataset FILE --method {method}")
+    return shared_find_weights(folder, structure_hash, method, METHODS, "bigrad_combinatorial")
 
 
 def build(task, method: str, params: dict | None = None) -> torch.nn.Module:

@@ -31,7 +31,7 @@ import torch
 from baselines.bigrad_combinatorial import model
 from baselines.bigrad_combinatorial.estimators import BilevelLayer, SolvePool, hamming
 from baselines.bigrad_combinatorial.tasks import task_for
-from bilevelbench.core.statuses import SOLUTION_STATUSES
+from baselines.weights import labelled
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
 
@@ -46,15 +46,6 @@ def default_lr(family: str, method: str) -> float:
     if family == "spi-grid":
         return 1e-3
     return 1e-2 if method == "sl" else 0.3
-
-
-def labelled(split: InstanceSet, limit: int | None = None) -> tuple[dict, dict]:
-    """Parameters and labels of the split's labelled instances (the first ``limit`` of them)."""
-    ok = np.flatnonzero(np.isin(np.asarray(split.labels["status"]).astype(str), SOLUTION_STATUSES))
-    if limit is not None:
-        ok = ok[:limit]
-    return ({k: np.asarray(v)[ok] for k, v in split.params.items()},
-            {k: np.asarray(v)[ok] for k, v in split.labels.items()})
 
 
 def valid_metrics(task, net, method: str, params: dict, labels: dict) -> dict:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bilevelbench.errors import MissingDataError, UsageError
 from bilevelbench.solvers import Prediction
 from bilevelbench.solvers import Solver as _Base
 
@@ -23,21 +22,10 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 def find_weights(structure_hash: str, method: str, folder: Path = WEIGHTS) -> Path:
     """The weight file trained with ``method`` on this structure, or a clear error listing what exists."""
-    import torch
-
     from baselines.bigrad_control.train import METHODS
+    from baselines.weights import find_weights as shared_find_weights
 
-    if method not in METHODS:
-        raise UsageError(f"method must be one of {', '.join(METHODS)}, received {method!r}")
-    seen = []
-    for path in sorted(Path(folder).glob("*.pt")):
-        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
-        if meta.get("structure_hash") == structure_hash and meta.get("method") == method:
-            return path
-        seen.append(f"{path.name} ({meta.get('method')}, {str(meta.get('structure_hash'))[:12]}...)")
-    raise MissingDataError(f"no bigrad_control {method} weights for structure {structure_hash[:12]}... in {folder}; "
-                           f"available: {', '.join(seen) or 'none'}; train with python -m "
-                           f"baselines.bigrad_control.train --dataset FILE --method {method}")
+    return shared_find_weights(folder, structure_hash, method, METHODS, "bigrad_control")
 
 
 class _Policy(_Base):

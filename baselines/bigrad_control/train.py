@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from baselines.bigrad_control.layer import AdversaryLayer, Matrices, Policy
-from bilevelbench.core.statuses import SOLUTION_STATUSES
+from baselines.weights import labelled
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import UsageError
 from bilevelbench.families.advctl import problem
@@ -36,13 +36,6 @@ from bilevelbench.families.advctl import problem
 log = logging.getLogger(__name__)
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 METHODS = ("bigrad", "two-step", "nominal", "sl")
-
-
-def labelled(split: InstanceSet) -> tuple[dict, dict]:
-    """Parameters and labels of the split's labelled instances."""
-    ok = np.flatnonzero(np.isin(np.asarray(split.labels["status"]).astype(str), SOLUTION_STATUSES))
-    return ({k: np.asarray(v)[ok] for k, v in split.params.items()},
-            {k: np.asarray(v)[ok] for k, v in split.labels.items()})
 
 
 def valid_metrics(s, net: Policy, params: dict, labels: dict) -> dict:

@@ -57,7 +57,6 @@ def croissant_metadata(path: Path | str, url: str | None = None) -> dict:
     """
     import pooch
 
-    from bilevelbench.data.fetch import file_content_digest
     from bilevelbench.data.instance_set import InstanceSet
 
     mlc = _mlcroissant()
@@ -71,7 +70,7 @@ def croissant_metadata(path: Path | str, url: str | None = None) -> dict:
                                    content_size=f"{path.stat().st_size} B", encoding_formats=["application/x-hdf5"],
                                    sha256=pooch.file_hash(str(path)),
                                    description=f"HDF5 instance set (docs/format.md); content digest "
-                                               f"{file_content_digest(path)}")]
+                                               f"{ds.content_digest()}")]
     record_sets = []
     data = ds.data
     for split, rows in data.splits.items():
@@ -108,7 +107,6 @@ def croissant_metadata(path: Path | str, url: str | None = None) -> dict:
 def dataset_card(path: Path | str) -> str:
     """A Markdown card: what the set is, how its labels were certified, status counts per split, digest, license,
     citation and known limits."""
-    from bilevelbench.data.fetch import file_content_digest
     from bilevelbench.data.instance_set import InstanceSet
 
     path = Path(path)
@@ -120,8 +118,8 @@ def dataset_card(path: Path | str) -> str:
              f"- **Family:** `{ds.family}` ({family.title}); docs: `{family.docs}`",
              f"- **Size:** {meta.get('size', '')}; seed {meta.get('seed')}; generator {meta.get('generator_version')}, "
              f"bilevelbench {meta.get('bilevelbench_version')}",
-             (f"- **Content digest of this public copy:** `{file_content_digest(path)}`" if meta.get("public") else
-              f"- **Content digest:** `{file_content_digest(path)}` (what `bilevelbench fetch {name} --regenerate` "
+             (f"- **Content digest of this public copy:** `{ds.content_digest()}`" if meta.get("public") else
+              f"- **Content digest:** `{ds.content_digest()}` (what `bilevelbench fetch {name} --regenerate` "
               "must reproduce)"),
              f"- **License:** {_license(ds)}" + (f" ({family.data_license_note})" if family.data_license_note
                                                   else ""),

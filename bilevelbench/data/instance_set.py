@@ -127,6 +127,13 @@ class InstanceSet:
         """The whole file's content (every instance, whatever this view holds)."""
         return self._data
 
+    def content_digest(self) -> str:
+        """The file's content digest (``bilevelbench info``): timings, versions and the family's own timing fields
+        left out, so every regeneration of the same spec gives the same one."""
+        from bilevelbench.data.digest import content_digest
+
+        return content_digest(self._data, self.family_descriptor.timing_fields)
+
     @property
     def file_params(self) -> dict[str, np.ndarray]:
         """Parameter arrays of every instance of the file (positions as in the file)."""

@@ -42,6 +42,9 @@ def examples() -> str:
         "  bilevelbench evaluate --dataset FILE.h5 --solver baselines/exact --out leaderboards/results/exact.json",
         "  bilevelbench score --dataset FILE.h5 --predictions my-preds.h5 --out my.json",
         "  bilevelbench leaderboard leaderboards/ --out leaderboards/",
+        "",
+        "  # host the scoring service with hidden test labels (bilevelbench serve --help)",
+        "  bilevelbench serve --data DIR --db sqlite:///service.db --port 8000",
     ]
     return "\n".join(lines) + "\n"
 
@@ -398,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bilevelbench.cli_verify import add_parser as add_verify_parser
 
     add_verify_parser(sub)
+    from bilevelbench.cli_serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 

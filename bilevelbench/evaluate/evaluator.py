@@ -101,6 +101,21 @@ def _protocol_common() -> dict:
             "metrics_doc": "docs/metrics.md"}
 
 
+@dataclass
+class ScoredFile:
+    """A predictions file scored on one split (:func:`score_file`), ready to become records."""
+
+    ds: InstanceSet
+    dataset: Path
+    sha256: str
+    split: str
+    labels: dict
+    predictions: PredictionSet
+    predictions_name: str
+    score: SplitScore
+    scoring_seconds: float
+
+
 def score_predictions(dataset: Path | str, predictions: Path | str, split: str | None = None,
                       command: str = "", progress: Progress | None = None) -> dict:
     """Score a predictions file against a certified instance set; return a results record.
@@ -111,6 +126,16 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
         If the data set cannot be opened.
     SubmissionError
         If the predictions file as a whole breaks the contract (``docs/format.md``).
+    """
+    return score_record(score_file(dataset, predictions, split, progress), command)
+
+
+def score_file(dataset: Path | str, predictions: Path | str, split: str | None = None,
+               progress: Progress | None = None, accepted_sha256: tuple[str, ...] = ()) -> ScoredFile:
+    """Read a predictions file, check it against ``dataset`` and score every instance of its split.
+
+    ``accepted_sha256`` lists further files the predictions may say they were made for (a public release of
+    ``dataset``, whose labels are withheld): a ``dataset_sha256`` attribute naming any other file is refused.
     """
     dataset = Path(dataset)
     ds = InstanceSet.open(dataset)
@@ -129,24 +154,36 @@ def score_predictions(dataset: Path | str, predictions: Path | str, split: str |
         raise UsageError(f"predictions file says split {file_split!r} but --split {split!r} was given")
     _refuse_hidden(ds, dataset, probe_split)
     claimed = pred.attrs.get("dataset_sha256")
-    if claimed and claimed != sha:
+    if claimed and claimed != sha and claimed not in accepted_sha256:
         raise SubmissionError(f"predictions were made for a data set with sha256 {claimed[:12]}..., "
                               f"not {str(dataset)!r} ({sha[:12]}...)")
-    n = len(part)
-    y, z, answered = align(pred, n, dy, dz)
+    y, z, answered = align(pred, len(part), dy, dz)
     start = time.perf_counter()
     score = score_split(ds, part.params, part.labels, y, answered, {}, z, progress)
-    scoring_s = time.perf_counter() - start
+    return ScoredFile(ds=ds, dataset=dataset, sha256=sha, split=probe_split, labels=part.labels, predictions=pred,
+                      predictions_name=Path(predictions).name, score=score,
+                      scoring_seconds=time.perf_counter() - start)
+
+
+def score_record(scored: ScoredFile, command: str = "", score: SplitScore | None = None, split_label: str | None = None,
+                 solver_overrides: dict | None = None) -> dict:
+    """The results record of a scored file: of its whole split, or of ``score`` (a part of it, see
+    :func:`bilevelbench.evaluate.scoring.restrict_score`) shown as split ``split_label``."""
+    score = scored.score if score is None else score
+    pred, n = scored.predictions, score.n
     solver = {"name": pred.attrs.get("solver_name", "unnamed-solver"),
-              "version": pred.attrs.get("solver_version", "0"), "spec": f"predictions:{Path(predictions).name}",
-              "description": pred.attrs.get("description", ""), "latency_verified": False}
+              "version": pred.attrs.get("solver_version", "0"), "spec": f"predictions:{scored.predictions_name}",
+              "description": pred.attrs.get("description", ""), "latency_verified": False,
+              **(solver_overrides or {})}
     extra = {"latency_ms_median": pred.latency_ms, "latency_ms_p95": None, "throughput_per_s": None,
              "speedup_vs_exact": None}
-    timing = {"scoring_seconds": scoring_s, "scoring_ms_per_instance": 1e3 * scoring_s / max(n, 1),
-              "scoring_throughput_per_s": n / scoring_s if scoring_s > 0 else None}
-    return build_record(mode="score", dataset=dataset_block(ds, dataset, probe_split, n, sha), solver=solver,
-                        score=score, protocol=_protocol_common(), provenance=provenance(command), timing=timing,
-                        extra_metrics=extra, family=ds.family_descriptor)
+    seconds = scored.scoring_seconds * n / max(scored.score.n, 1)
+    timing = {"scoring_seconds": seconds, "scoring_ms_per_instance": 1e3 * seconds / max(n, 1),
+              "scoring_throughput_per_s": n / seconds if seconds > 0 else None}
+    block = dataset_block(scored.ds, scored.dataset, split_label or scored.split, n, scored.sha256)
+    return build_record(mode="score", dataset=block, solver=solver, score=score, protocol=_protocol_common(),
+                        provenance=provenance(command), timing=timing, extra_metrics=extra,
+                        family=scored.ds.family_descriptor)
 
 
 def _refuse_hidden(ds: InstanceSet, dataset: Path, split: str) -> None:

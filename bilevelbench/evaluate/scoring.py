@@ -139,3 +139,21 @@ def score_rows(decisions: np.ndarray, answered: np.ndarray, reasons: dict[int, s
         progress(n - rows.size)                     # the rows that failed before measuring
     return SplitScore(values=values, feasible=feasible, scored=scored, failures=failures, z_submitted=False,
                       references_missing=int(np.sum(~np.isfinite(reference))))
+
+
+def restrict_score(score: SplitScore, rows: np.ndarray, labels: dict[str, np.ndarray]) -> SplitScore:
+    """The scores of ``rows`` only, renumbered ``0..len(rows)-1`` (a fixed subset of a split, scored alone).
+
+    Every per-instance array is indexed on its first axis; failures of other rows are dropped and the kept ones
+    take their position in ``rows``; ``labels`` (the whole split's) give the subset's missing references.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= score.n)):
+        raise UsageError(f"rows must be positions 0..{score.n - 1} of the split; received {rows!r}")
+    position = {int(i): k for k, i in enumerate(rows)}
+    failures = [{**failure, "instance": position[failure["instance"]]} for failure in score.failures
+                if isinstance(failure.get("instance"), int) and failure["instance"] in position]
+    missing = int(np.sum(~np.isfinite(stored_references(labels)[rows])))
+    return SplitScore(values={key: np.asarray(value)[rows] for key, value in score.values.items()},
+                      feasible=score.feasible[rows], scored=score.scored[rows], failures=failures,
+                      z_submitted=score.z_submitted, references_missing=missing)

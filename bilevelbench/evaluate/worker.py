@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bilevelbench.lifeline import exit_with_parent
+
 
 def _one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip().splitlines()
@@ -188,28 +190,8 @@ def _closed_loop(journal: Journal, solver, ds, plan: dict, y_dim: int, z_dim: in
     return 0
 
 
-def _exit_with_parent(period: float = 1.0) -> None:
-    """End this process when the evaluator that started it is gone (killed by SIGTERM or SIGKILL, which leave it
-    no chance to kill its own session): a daemon thread checks the parent once a ``period``.
-
-    The evaluator passes its pid in ``BILEVELBENCH_EVALUATOR_PID``, so a parent that died while this process was
-    still starting is noticed too.
-    """
-    import threading
-
-    parent = int(os.environ.get("BILEVELBENCH_EVALUATOR_PID") or os.getppid())
-
-    def watch() -> None:
-        while True:
-            time.sleep(period)
-            if os.getppid() != parent:
-                os._exit(3)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> int:
-    _exit_with_parent()
+    exit_with_parent("BILEVELBENCH_EVALUATOR_PID")
     argv = sys.argv[1:] if argv is None else argv
     config = json.loads(Path(argv[0]).read_text())
     memory_mb = int(config.get("memory_mb") or 0)

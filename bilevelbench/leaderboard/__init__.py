@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def build_leaderboard(source_dir: Path, out_dir: Path) -> list[Path]:
+def build_leaderboard(source_dir: Path, out_dir: Path, intro: tuple[str, ...] = ()) -> list[Path]:
     """Render every results record below ``source_dir`` into ``out_dir``.
 
     Writes ``out_dir/LEADERBOARD.md``, ``out_dir/index.html`` and, per dataset split,
@@ -56,6 +56,8 @@ def build_leaderboard(source_dir: Path, out_dir: Path) -> list[Path]:
         are skipped; JSON files that are not results records are ignored).
     out_dir : Path
         Output directory; created, with its parents, if missing.
+    intro : tuple of str
+        Paragraphs shown under the HTML page's title (the scoring service says what its views mean).
 
     Returns
     -------
@@ -100,7 +102,7 @@ def build_leaderboard(source_dir: Path, out_dir: Path) -> list[Path]:
     markdown_path = out_dir / MARKDOWN_NAME
     markdown_path.write_text(render_markdown(groups, links, len(records)), encoding="utf-8", newline="\n")
     html_path = out_dir / HTML_NAME
-    html_path.write_text(render_html(groups, links, slugs, len(records)), encoding="utf-8", newline="\n")
+    html_path.write_text(render_html(groups, links, slugs, len(records), intro), encoding="utf-8", newline="\n")
     logger.info("leaderboard of %d record(s) in %d dataset split(s) written to %s", len(records), len(groups),
                 out_dir)
     return [markdown_path, html_path, *sorted(plot_files)]

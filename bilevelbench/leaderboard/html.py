@@ -136,7 +136,7 @@ def _data_value(value: float | str | None) -> str:
 
 
 def render_html(groups: Sequence[DatasetGroup], plots: Sequence[tuple[str, str]], anchors: Sequence[str],
-                n_records: int) -> str:
+                n_records: int, intro: Sequence[str] = ()) -> str:
     """The whole ``index.html``.
 
     Parameters
@@ -149,6 +149,8 @@ def render_html(groups: Sequence[DatasetGroup], plots: Sequence[tuple[str, str]]
         For each group, a unique element id made of ``[a-z0-9-]`` only.
     n_records : int
         How many records the leaderboard was built from.
+    intro : sequence of str
+        Paragraphs shown under the title (escaped like everything else).
 
     Returns
     -------
@@ -173,6 +175,7 @@ def render_html(groups: Sequence[DatasetGroup], plots: Sequence[tuple[str, str]]
         "<body>",
         "<main>",
         "<h1>bilevelbench leaderboard</h1>",
+        *(f"<p>{e(text)}</p>" for text in intro),
         f"<p>{e(built)}</p>",
         f"<p>{e(RANKING_RULE)} {e(how)}</p>",
     ]

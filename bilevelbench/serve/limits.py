@@ -1,0 +1,63 @@
+"""A cap on request bodies, enforced while they arrive (a chunked upload cannot get past it)."""
+
+from __future__ import annotations
+
+import json
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the cap."""
+
+
+class BodySizeLimit:
+    """ASGI middleware: bodies over ``max_bytes`` get 413, announced or not.
+
+    A ``Content-Length`` over the cap is answered at once, before a byte is read; a body without one is counted
+    as it arrives and :class:`BodyTooLarge` raised from ``receive`` when it passes the cap (the upload handler
+    turns that into the same 413).
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                announced = int(length)
+            except ValueError:
+                announced = -1
+            if announced < 0:
+                await _reply(send, 400, "Content-Length is not a number of bytes")
+                return
+            if announced > self.max_bytes:
+                await _reply(send, 413, f"the upload is {announced} bytes; this service accepts at most "
+                                        f"{self.max_bytes} bytes per request")
+                return
+        seen = 0
+        limit = self.max_bytes
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(f"the upload passed {limit} bytes; this service accepts at most {limit} "
+                                       "bytes per request")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _reply(send, status: int, reason: str) -> None:
+    body = json.dumps({"detail": reason}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -137,7 +137,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                            public_fraction=args.public_fraction, reveal_at=parse_reveal(args.reveal_at),
                            split=args.split, job_timeout_s=args.job_timeout)
     app = create_app(config)
-    log.info("serving %s on http://%s:%d/", ", ".join(sorted(app.app.state.service.catalog)), args.host,
+    log.info("serving %s on http://%s:%d/", ", ".join(sorted(app.service.catalog)), args.host,
              args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
                 timeout_graceful_shutdown=10)

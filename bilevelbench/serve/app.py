@@ -35,7 +35,7 @@ from bilevelbench.serve.board import Board, leaderboard_rows
 from bilevelbench.serve.catalog import DatasetEntry, load_catalog
 from bilevelbench.serve.config import ServiceConfig, utc_now
 from bilevelbench.serve.database import Database, QuotaExceeded, Team, aware_utc
-from bilevelbench.serve.limits import BodySizeLimit, BodyTooLarge
+from bilevelbench.serve.middleware import BodySizeLimit, BodyTooLarge, SecurityHeaders
 from bilevelbench.serve.uploads import UploadChecker, UploadRules
 from bilevelbench.serve.workers import WorkerPool, upload_path
 
@@ -144,7 +144,8 @@ def _receive_upload(upload: UploadFile, target: Path, cap: int) -> tuple[int, st
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
-    """The ASGI application of a service (with its body-size cap)."""
+    """The ASGI application of a service, wrapped in its body-size cap and security headers; its ``service``
+    attribute holds the :class:`Service`."""
     service = Service(config)
 
     @contextlib.asynccontextmanager
@@ -162,13 +163,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
 
     @app.get("/api/v1/health")
     def health() -> dict:
@@ -254,4 +248,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return FileResponse(path, media_type="image/svg+xml",
                             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
-    return BodySizeLimit(app, config.max_upload_bytes + FORM_OVERHEAD)
+    outer = BodySizeLimit(SecurityHeaders(app, SECURITY_HEADERS), config.max_upload_bytes + FORM_OVERHEAD)
+    outer.service = service
+    return outer

@@ -49,8 +49,8 @@ def _links(f: h5py.File) -> list[str]:
             link = group.get(name, getlink=True)
             path = f"{group.name.rstrip('/')}/{name}"
             if isinstance(link, h5py.ExternalLink):
-                problems.append(f"{path} is an external link (to {link.filename!r}); everything must be stored in "
-                                "the file itself")
+                problems.append(f"{path} is an external link to another file; everything must be stored in the "
+                                "file itself")
                 continue
             if isinstance(link, h5py.SoftLink):
                 problems.append(f"{path} is a soft link; store datasets under their own names")

@@ -208,6 +208,45 @@ def check_score_predictions(tiny: TinySet) -> None:
     assert partial.rc == 1 and "contains NaN" in partial.err, partial.err
 
 
+def check_service_scoring(tiny: TinySet) -> None:
+    """The scoring service takes a complete predictions file for the family's test split (upload check), scores it
+    in its scorer exactly as ``score`` does, and reports the public subset alone; a NaN row is refused."""
+    from bilevelbench.evaluate.evaluator import score_predictions
+    from bilevelbench.evaluate.predictions import write_predictions
+    from bilevelbench.leaderboard.records import parse_record
+    from bilevelbench.serve.catalog import public_rows
+    from bilevelbench.serve.job import score_submission
+    from bilevelbench.serve.uploads import UploadRules, check_upload
+
+    ds = tiny.open()
+    test = ds.split("test")
+    n = len(test)
+    y = np.nan_to_num(np.asarray(test.labels[tiny.family.decision], float))
+    dy, dz = ds.decision_dims
+    good = write_predictions(tiny.workdir / "service-upload.h5", y, np.arange(n), solver_name="labels")
+    rules = UploadRules(dataset=tiny.family.name, split="test", y_dim=dy, z_dim=dz, n_instances=n, sha256=())
+    verdict = check_upload(str(good), rules)
+    assert verdict.get("ok"), f"the service refused a complete predictions file: {verdict}"
+    rows = public_rows("contract", ds.content_digest(), n, 0.5)
+    result = score_submission({"id": "0" * 32, "team": "contract", "dataset": str(tiny.path),
+                               "predictions": str(good), "split": "test", "public_rows": rows.tolist()})
+    public = parse_record(result["public"], Path("public.json"))
+    full = parse_record(result["full"], Path("full.json"))
+    assert public.dataset.n_instances == rows.size and full.dataset.n_instances == n, (
+        f"expected {rows.size} public and {n} hidden instances; received {public.dataset.n_instances} and "
+        f"{full.dataset.n_instances}")
+    direct = score_predictions(tiny.path, good)
+    assert result["full"]["metrics"]["gap_mean"] == direct["metrics"]["gap_mean"], (
+        "the service's full score differs from bilevelbench score on the same file")
+    expected_public = [direct["per_instance"]["gap"][i] for i in rows]
+    assert list(public.per_instance["gap"]) == expected_public, "the public record is not the subset's scores"
+    y_nan = y.copy()
+    y_nan[0, 0] = np.nan
+    bad = write_predictions(tiny.workdir / "service-nan.h5", y_nan, np.arange(n))
+    verdict = check_upload(str(bad), rules)
+    assert not verdict["ok"] and "NaN" in verdict["reason"], f"a NaN row was not refused: {verdict}"
+
+
 def check_leaderboard(tiny: TinySet) -> None:
     """The records render into LEADERBOARD.md with the family's own columns."""
     records = tiny.workdir / "records"
@@ -242,4 +281,5 @@ def check_bad_input(tiny: TinySet) -> None:
 
 #: Every check, in the order the suite runs them.
 CHECKS = (check_file_matches_descriptor, check_sample, check_info_and_digest, check_verify, check_verify_oracle,
-          check_evaluate_exact, check_check_solver, check_score_predictions, check_leaderboard, check_bad_input)
+          check_evaluate_exact, check_check_solver, check_score_predictions, check_service_scoring, check_leaderboard,
+          check_bad_input)

@@ -1,4 +1,5 @@
-"""A cap on request bodies, enforced while they arrive (a chunked upload cannot get past it)."""
+"""Pure ASGI middleware of the service: a cap on request bodies, enforced while they arrive (a chunked upload
+cannot get past it), and security headers on every response."""
 
 from __future__ import annotations
 
@@ -52,7 +53,18 @@ class BodySizeLimit:
                                        "bytes per request")
             return message
 
-        await self.app(scope, counted, send)
+        started = False
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked_send)
+        except BodyTooLarge as exc:                # raised where the handler did not turn it into a 413 itself
+            if not started:
+                await _reply(send, 413, str(exc))
 
 
 async def _reply(send, status: int, reason: str) -> None:
@@ -61,3 +73,25 @@ async def _reply(send, status: int, reason: str) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``headers`` added to every HTTP response that does not set them itself."""
+
+    def __init__(self, app, headers: dict[str, str]) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  *((k, v) for k, v in self.headers if k not in present)]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

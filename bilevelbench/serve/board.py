@@ -74,7 +74,7 @@ def leaderboard_rows(db: Database, config: ServiceConfig) -> dict:
             view, row = meta[entry.record.path]
             metric = rank_metric(entry.record.dataset.family)
             shown = {key: entry.record.metrics.get(key) for key in (*SHOWN_METRICS, metric)}
-            entries.append({"rank": entry.rank, "team": row["team"], "solver": entry.record.solver.name,
+            entries.append({"rank": entry.rank, "team": row["team"], "solver": row["solver_name"],
                             "solver_version": entry.record.solver.version, "status": entry.record.status,
                             "metrics": shown, "rank_metric": metric,
                             "submitted_at": aware_utc(row["created_at"]).isoformat()})

@@ -27,7 +27,10 @@ def score_submission(config: dict) -> dict:
     scored = score_file(config["dataset"], config["predictions"], config["split"],
                         accepted_sha256=tuple(config.get("accepted_sha256", ())))
     rows = np.asarray(config["public_rows"], dtype=np.int64)
-    solver = {"spec": f"submission:{config['id']}", "description": f"team {config['team']}"}
+    # the leaderboard's solver column shows the team with the solver's own name
+    name = str(scored.predictions.attrs.get("solver_name", "unnamed-solver"))
+    solver = {"name": f"{config['team']}: {name}", "spec": "a predictions file submitted to the service",
+              "description": f"team {config['team']}"}
     command = f"bilevelbench serve (submission {config['id']})"
     split = scored.split
     public = score_record(scored, command, restrict_score(scored.score, rows, scored.labels),

@@ -135,7 +135,8 @@ def _receive_upload(upload: UploadFile, target: Path, cap: int) -> tuple[int, st
         while chunk := upload.file.read(CHUNK):
             size += len(chunk)
             if size > cap:
-                raise _refuse(413, f"the predictions file passed {cap} bytes; this service accepts at most {cap}")
+                raise _refuse(413, f"the predictions file is over {cap} bytes; this service accepts predictions "
+                                   f"files of at most {cap} bytes")
             digest.update(chunk)
             out.write(chunk)
         out.flush()
@@ -248,6 +249,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return FileResponse(path, media_type="image/svg+xml",
                             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
-    outer = BodySizeLimit(SecurityHeaders(app, SECURITY_HEADERS), config.max_upload_bytes + FORM_OVERHEAD)
+    outer = BodySizeLimit(SecurityHeaders(app, SECURITY_HEADERS), config.max_upload_bytes + FORM_OVERHEAD,
+                          config.max_upload_bytes)
     outer.service = service
     return outer

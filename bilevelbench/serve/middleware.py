@@ -11,16 +11,21 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: bodies over ``max_bytes`` get 413, announced or not.
+    """ASGI middleware: bodies over ``max_bytes`` get 413, announced or not (``file_bytes``, the file cap the
+    body's limit allows for, is what the refusal names).
 
     A ``Content-Length`` over the cap is answered at once, before a byte is read; a body without one is counted
     as it arrives and :class:`BodyTooLarge` raised from ``receive`` when it passes the cap (the upload handler
     turns that into the same 413).
     """
 
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, file_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.file_bytes = max_bytes if file_bytes is None else file_bytes
+
+    def _reason(self, received: str) -> str:
+        return f"the request is {received}; this service accepts predictions files of at most {self.file_bytes} bytes"
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -37,8 +42,7 @@ class BodySizeLimit:
                 await _reply(send, 400, "Content-Length is not a number of bytes")
                 return
             if announced > self.max_bytes:
-                await _reply(send, 413, f"the upload is {announced} bytes; this service accepts at most "
-                                        f"{self.max_bytes} bytes per request")
+                await _reply(send, 413, self._reason(f"{announced} bytes"))
                 return
         seen = 0
         limit = self.max_bytes
@@ -49,8 +53,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(f"the upload passed {limit} bytes; this service accepts at most {limit} "
-                                       "bytes per request")
+                    raise BodyTooLarge(self._reason(f"over {limit} bytes (and still arriving)"))
             return message
 
         started = False

@@ -79,8 +79,26 @@ class Registry:
         for entry in self.entries.values():
             if entry.file == name:
                 return entry
+        specs = self._unreleased_specs()
+        if name in specs:
+            raise MissingDataError(f"{name!r} is not released: its spec {specs[name]} records no content digest yet, "
+                                   f"so no file can be checked against it; generate it yourself: bilevelbench "
+                                   f"generate {specs[name]} --out {name}.h5")
+        unreleased = f"; specs not released yet: {', '.join(sorted(specs))}" if specs else ""
         raise MissingDataError(f"no released dataset named {name!r} in {self.source or 'the registry'}; known: "
-                               f"{', '.join(sorted(self.entries)) or 'none'}")
+                               f"{', '.join(sorted(self.entries)) or 'none'}{unreleased} (spec files in "
+                               f"{self._spec_folder() or 'datasets/'}; bilevelbench fetch --list)")
+
+    def _spec_folder(self) -> Path | None:
+        return Path(self.source).parent if self.source else None
+
+    def _unreleased_specs(self) -> dict[str, str]:
+        """``{name: path}`` of the spec files beside the registry that it does not list."""
+        folder = self._spec_folder()
+        if folder is None or not folder.is_dir():
+            return {}
+        return {path.stem: str(path) for path in sorted(folder.glob("*.toml"))
+                if path.name != "registry.toml" and path.stem not in self.entries}
 
 
 def default_registry_path() -> Path:

@@ -195,3 +195,19 @@ def test_instance_set_open_fetches_a_released_name(server, tmp_path, monkeypatch
     finally:
         Handler.payload_override = None
     assert ds.path == tmp_path / "cache" / "tiny.h5" and len(ds.split("test")) == 3
+
+
+def test_unregistered_names_point_to_the_spec_files():
+    """The committed registry: a spec without a digest is named as such, any other name lists what exists."""
+    root = Path(__file__).resolve().parents[2]
+    reg = load_registry(root / "datasets" / "registry.toml")
+    unreleased = sorted(p.stem for p in (root / "datasets").glob("*.toml")
+                        if p.stem != "registry" and p.stem not in reg.entries)
+    with pytest.raises(MissingDataError, match="spec files in") as info:
+        reg.entry("no-such-set")
+    message = str(info.value)
+    assert "\n" not in message and all(name in message for name in [*reg.entries, *unreleased])
+    if unreleased:
+        with pytest.raises(MissingDataError, match=f"is not released: its spec .*{unreleased[0]}.toml records no "
+                                                   "content digest"):
+            reg.entry(unreleased[0])

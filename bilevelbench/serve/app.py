@@ -28,6 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from bilevelbench import __version__
 from bilevelbench.leaderboard.html import CONTENT_SECURITY_POLICY
@@ -46,6 +47,11 @@ PLOT_NAME = re.compile(r"[a-z0-9-]{1,120}\.svg")
 #: Multipart framing around the file: the request may exceed the file cap by this much.
 FORM_OVERHEAD = 64 * 1024
 CHUNK = 1 << 20
+UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["dataset", "file"],
+    "properties": {"dataset": {"type": "string", "description": "a dataset name (GET /api/v1/datasets)"},
+                   "file": {"type": "string", "format": "binary",
+                            "description": "a predictions file (docs/format.md) answering every instance"}}}}}}}
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                     "X-Frame-Options": "DENY"}
 
@@ -176,14 +182,23 @@ def create_app(config: ServiceConfig) -> FastAPI:
                  "public_instances": int(e.public_rows.size), "y_dim": e.y_dim, "z_dim": e.z_dim,
                  "content_digest": e.content_digest} for e in service.catalog.values()]
 
-    @app.post("/api/v1/submissions", status_code=202)
+    @app.post("/api/v1/submissions", status_code=202, openapi_extra=UPLOAD_SCHEMA,
+              responses={401: {"description": "no valid team token"}, 413: {"description": "the file is too large"},
+                         422: {"description": "the file failed a check (the reason says which)"},
+                         429: {"description": "the team's daily quota is spent"}})
     async def submit(request: Request) -> JSONResponse:
         team = await run_in_threadpool(service.team, request)
         cap = config.max_upload_bytes
+        try:                                   # before a byte of the body is read
+            await run_in_threadpool(service.db.check_quota, team, config.daily_quota, utc_now())
+        except QuotaExceeded as exc:
+            raise _refuse(429, str(exc)) from None
         try:
             form = await request.form(max_files=1, max_fields=4)
         except BodyTooLarge as exc:
             raise _refuse(413, str(exc)) from None
+        except ClientDisconnect:
+            raise _refuse(400, "the client went away before the upload was complete") from None
         except (ValueError, KeyError, StarletteHTTPException) as exc:
             detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
             raise _refuse(400, f"expected a multipart/form-data body with fields 'dataset' and 'file' ({detail})"

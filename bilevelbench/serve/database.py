@@ -230,14 +230,9 @@ class Database:
         QuotaExceeded
             If the team has ``quota`` submissions since the start of the UTC day.
         """
-        day = naive_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
         with self.write() as conn:
             conn.execute(select(teams.c.id).where(teams.c.id == team.id).with_for_update()).first()
-            used = conn.execute(select(func.count()).select_from(submissions).where(
-                submissions.c.team_id == team.id, submissions.c.created_at >= day)).scalar_one()
-            if used >= quota:
-                raise QuotaExceeded(f"team {team.name!r} has used its {quota} submissions for "
-                                    f"{day.date().isoformat()} (UTC); the quota resets at midnight UTC")
+            self._check_quota(conn, team, quota, now)
             sid = uuid.uuid4().hex
             conn.execute(submissions.insert().values(
                 id=sid, team_id=team.id, dataset=dataset, split=split, status="queued", solver_name=solver_name,
@@ -245,6 +240,21 @@ class Database:
                 created_at=naive_utc(now), attempts=0))
             place(sid)
         return sid
+
+    def check_quota(self, team: Team, quota: int, now: dt.datetime) -> None:
+        """Raise :class:`QuotaExceeded` if the team has spent its ``quota`` for the UTC day of ``now`` (a cheap
+        early answer; :meth:`submit` counts again in its transaction)."""
+        with self.read() as conn:
+            self._check_quota(conn, team, quota, now)
+
+    @staticmethod
+    def _check_quota(conn: Connection, team: Team, quota: int, now: dt.datetime) -> None:
+        day = naive_utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        used = conn.execute(select(func.count()).select_from(submissions).where(
+            submissions.c.team_id == team.id, submissions.c.created_at >= day)).scalar_one()
+        if used >= quota:
+            raise QuotaExceeded(f"team {team.name!r} has used its {quota} submissions for {day.date().isoformat()} "
+                                "(UTC); the quota resets at midnight UTC")
 
     def claim(self, now: dt.datetime) -> dict | None:
         """Take the oldest queued submission for scoring (``status = scoring``, one more attempt); None if none."""

@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result, status = score_submission(config), 0
-    except BilevelBenchError as exc:
-        result, status = {"error": str(exc).replace(repr(str(config["predictions"])), "the uploaded file")}, 1
+    except BilevelBenchError as exc:           # said to the submitter: no server path in it
+        reason = str(exc).replace(repr(str(config["predictions"])), "the uploaded file")
+        reason = reason.replace(repr(str(config["dataset"])), "the data set").replace(str(config["dataset"]),
+                                                                                       "the data set")
+        result, status = {"error": reason}, 1
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, allow_nan=False))
     tmp.replace(out)

@@ -75,7 +75,7 @@ def test_hidden_scores_only_after_the_reveal(tmp_path: Path, service_data: Path,
     assert f"hidden, all {N_TEST}" in requests.get(f"{service.url}/", timeout=60).text
 
 
-def test_public_release_is_accepted_by_sha(tmp_path: Path, service_data: Path, start_service) -> None:
+def test_public_release_sha_openapi_and_catalog(tmp_path: Path, service_data: Path, start_service) -> None:
     """Predictions that name the public file's sha256 (what a user holds) are accepted."""
     from bilevelbench.evaluate.provenance import file_sha256
 
@@ -88,3 +88,10 @@ def test_public_release_is_accepted_by_sha(tmp_path: Path, service_data: Path, s
     assert response.status_code == 202, response.text
     sid = response.json()["id"]
     assert service.wait_done("alpha", [sid])[sid]["status"] == "done"
+    schema = requests.get(f"{service.url}/openapi.json", timeout=30).json()
+    assert {"/api/v1/submissions", "/api/v1/submissions/{sid}", "/api/v1/leaderboard", "/api/v1/datasets"} <= set(
+        schema["paths"])
+    body = schema["paths"]["/api/v1/submissions"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["required"] == ["dataset", "file"]
+    listed = requests.get(f"{service.url}/api/v1/datasets", timeout=30).json()
+    assert [(d["name"], d["n_instances"], d["public_instances"]) for d in listed] == [(DATASET, N_TEST, 6)]

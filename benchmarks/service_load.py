@@ -103,6 +103,7 @@ def main() -> int:
         accepted = list(pool.map(upload, range(args.uploads)))
     done_at: dict[str, float] = {}
     killed = False
+    at_kill: dict | None = None
     while len(done_at) < len(accepted):
         for k, sid, _, _ in accepted:
             if sid in done_at:
@@ -117,7 +118,7 @@ def main() -> int:
                     raise SystemExit(f"submission {sid} failed: {view['reason']}")
                 done_at[sid] = time.monotonic()
         if args.kill_after is not None and not killed and len(done_at) >= args.kill_after:
-            counts = db.counts()
+            counts = at_kill = db.counts()
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             killed = True
@@ -134,7 +135,7 @@ def main() -> int:
     to_done = np.array([done_at[sid] - t0 for _, sid, t0, _ in accepted])
     upload_s = np.array([dt for *_, dt in accepted])
     result = {"uploads": args.uploads, "teams": args.teams, "workers": args.workers, "n_test": args.n_test,
-              "database": db_url.split(":", 1)[0], "killed": killed, "total_s": round(total, 2),
+              "database": db_url.split(":", 1)[0], "killed": killed, "statuses_at_kill": at_kill, "total_s": round(total, 2),
               "upload_s": {"p50": float(np.percentile(upload_s, 50)), "p95": float(np.percentile(upload_s, 95)),
                            "max": float(upload_s.max())},
               "upload_to_done_s": {"p50": float(np.percentile(to_done, 50)),

@@ -245,3 +245,42 @@ def solve_milp(
     if status == highspy.HighsModelStatus.kInfeasible:
         return QPResult("infeasible", nan_x, np.full(k, np.nan), np.nan)
     return QPResult(f"error: {h.modelStatusToString(status)}", nan_x, np.full(k, np.nan), np.nan)
+
+
+def solve_strictly_convex_qp(P: np.ndarray, c: np.ndarray, A: np.ndarray, row_upper: np.ndarray,
+                             offset: float = 0.0, tol: float = 1e-9) -> QPResult:
+    """``min 1/2 x'Px + c'x + offset  s.t.  A x <= row_upper`` for a positive definite ``P``, by the dual active-set
+    method of Goldfarb and Idnani (``quadprog``), accepted only if its KKT conditions hold.
+
+    The second opinion where HiGHS's QP solver fails on a small, strictly convex QP (it can end with "Solve error"
+    at degenerate vertices, where a row's slack is zero with a zero multiplier). The solution is checked, scaled
+    by the data: stationarity ``P x + c + A' lam = 0``, primal feasibility, ``lam >= 0`` and complementarity, each
+    to ``tol``; a solution that fails a check is reported as ``"error: ..."``, never returned as optimal.
+    ``row_dual`` holds ``lam`` (non-negative, like :func:`solve_convex_qp`'s upper-bound multipliers).
+    """
+    import quadprog
+
+    P = np.array(P, dtype=float)
+    c = np.asarray(c, dtype=float)
+    A = np.asarray(A, dtype=float).reshape(-1, c.shape[0])
+    u = np.asarray(row_upper, dtype=float)
+    n, k = c.shape[0], A.shape[0]
+    nan = QPResult("error: no solution", np.full(n, np.nan), np.full(k, np.nan), np.nan)
+    try:
+        x, value, _, _, lam, _ = quadprog.solve_qp(P, -c, np.ascontiguousarray(-A.T), -u, 0)
+    except ValueError as exc:
+        if "inconsistent" in str(exc):
+            return QPResult("infeasible", nan.x, nan.row_dual, np.nan)
+        return QPResult(f"error: {exc}", nan.x, nan.row_dual, np.nan)
+    scale = 1.0 + max(float(np.abs(P).max(initial=0.0)), float(np.abs(c).max(initial=0.0)),
+                      float(np.abs(u).max(initial=0.0)))
+    slack = u - A @ x
+    stationarity = P @ x + c + A.T @ lam
+    checks = {"stationarity": float(np.abs(stationarity).max(initial=0.0)),
+              "feasibility": float(np.maximum(-slack, 0.0).max(initial=0.0)),
+              "dual sign": float(np.maximum(-lam, 0.0).max(initial=0.0)),
+              "complementarity": float(np.abs(lam * slack).max(initial=0.0))}
+    failed = [name for name, value_ in checks.items() if value_ > tol * scale]
+    if failed:
+        return QPResult(f"error: the active-set solution fails {', '.join(failed)}", nan.x, nan.row_dual, np.nan)
+    return QPResult("optimal", x, lam, float(value + offset))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bilevelbench.qp import INF, _highs, solve_convex_qp, solve_milp
 
@@ -42,3 +43,31 @@ def test_time_limit_is_per_solve_not_per_instance():
     milp = solve_milp(c, F, lower, upper, np.full(60, -1.0), np.full(60, 1.0), np.arange(60) < 5,
                       time_limit=limit + 5.0)
     assert milp.status == "optimal"
+
+
+def test_active_set_second_opinion_agrees_with_highs_and_checks_kkt():
+    """solve_strictly_convex_qp (quadprog + KKT check), the fallback where HiGHS fails on a follower QP."""
+    from bilevelbench.qp import solve_strictly_convex_qp
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n, k = 5, 8
+        S = rng.normal(size=(n, n))
+        P = S @ S.T + 0.1 * np.eye(n)
+        c, A = rng.normal(size=n), rng.normal(size=(k, n))
+        u = A @ rng.normal(size=n) + rng.uniform(0, 1, size=k)
+        ours = solve_strictly_convex_qp(P, c, A, u, offset=1.5)
+        ref = solve_convex_qp(P, c, A, np.full(k, -INF), u, offset=1.5)
+        assert ours.optimal and ref.optimal
+        np.testing.assert_allclose(ours.x, ref.x, atol=1e-7)
+        assert ours.objective == pytest.approx(ref.objective, rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(ours.row_dual, np.maximum(ref.row_dual, 0), atol=1e-6)
+    # a degenerate vertex: the optimum of min ||x||^2 + (1, 1)'x under x1 <= -0.5 and x1 + x2 <= -1, where the
+    # second row is active with a zero multiplier
+    P, c = 2 * np.eye(2), np.array([1.0, 1.0])
+    A, u = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([-0.5, -1.0])
+    res = solve_strictly_convex_qp(P, c, A, u)
+    assert res.optimal
+    np.testing.assert_allclose(res.x, [-0.5, -0.5], atol=1e-12)
+    assert solve_strictly_convex_qp(np.eye(1), np.zeros(1), np.array([[1.0], [-1.0]]),
+                                    np.array([-1.0, -1.0])).status == "infeasible"

@@ -88,7 +88,8 @@ class Regions:
         self.solves += 1
         try:
             y, value = quadprog.solve_qp(self.Q, -(c + r.ZyT @ d), r.C, r.b, 0)[:2]
-        except ValueError:                  # "constraints are inconsistent": the region is empty
+        except ValueError:                  # "constraints are inconsistent": the region is empty, for every
+            self._cache[mask] = None        # instance (its constraints depend on the structure only)
             return None
         return float(value + d @ r.z0 + self.s.q), y
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from bilevelbench.errors import SolverError, UsageError
-from bilevelbench.qp import INF, solve_convex_qp
+from bilevelbench.qp import INF, solve_convex_qp, solve_strictly_convex_qp
 
 FAMILY = "bqp"
 GENERATOR_VERSION = "2"
@@ -257,7 +257,9 @@ class FollowerResponse:
 
 
 def follower_response(s: BQPStructure, y: np.ndarray) -> FollowerResponse:
-    """Solve the lower level at ``y`` with HiGHS (a solver independent of the certifier).
+    """Solve the lower level at ``y`` with HiGHS (a solver independent of the certifier); where HiGHS fails (not
+    where it proves the QP infeasible), with quadprog's active-set method, accepted only after a KKT check
+    (:func:`bilevelbench.qp.solve_strictly_convex_qp`).
 
     Raises
     ------
@@ -268,6 +270,9 @@ def follower_response(s: BQPStructure, y: np.ndarray) -> FollowerResponse:
     rhs = s.h + s.G @ y
     res = solve_convex_qp(s.H, s.e, s.F, np.full(s.n_lower_constraints, -INF), rhs,
                           offset=float(s.f @ y + s.g))
+    if not res.optimal and res.status != "infeasible":
+        # HiGHS can fail at degenerate vertices of this strictly convex QP; a KKT-checked active-set solve decides
+        res = solve_strictly_convex_qp(s.H, s.e, s.F, rhs, offset=float(s.f @ y + s.g))
     if not res.optimal:
         raise SolverError(f"lower-level QP at the given y ended with status {res.status!r}, expected 'optimal'")
     return FollowerResponse(z=res.x, lam=np.maximum(res.row_dual, 0.0), objective=res.objective)

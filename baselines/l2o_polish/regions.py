@@ -94,7 +94,11 @@ class Regions:
         return float(value + d @ r.z0 + self.s.q), y
 
     def follower_mask(self, y: np.ndarray) -> int:
-        """The follower's active rows at ``y`` (its QP solved by quadprog): positive multiplier or zero slack."""
+        """The follower's active rows at ``y`` (its QP solved by quadprog): positive multiplier or zero slack.
+
+        quadprog is called directly, not through the KKT-checked :func:`bilevelbench.qp.solve_strictly_convex_qp`:
+        only the search's start depends on it (every answer is a region's optimum), and on the committed test sets
+        the check changes no start region while doubling this step's cost (0.04 to 0.09 ms per instance)."""
         s = self.s
         rhs = s.h + s.G @ y
         z, _, _, _, lagr, _ = quadprog.solve_qp(self.H, -s.e, self.minus_FT, -rhs, 0)

@@ -56,6 +56,10 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-
                     "X-Frame-Options": "DENY"}
 
 
+def _iso(when) -> str | None:
+    return None if when is None else when.isoformat()
+
+
 def _refuse(status: int, reason: str, headers: dict | None = None) -> HTTPException:
     return HTTPException(status_code=status, detail=reason, headers=headers)
 
@@ -118,14 +122,13 @@ class Service:
         return {"id": row["id"], "dataset": row["dataset"], "split": row["split"], "status": row["status"],
                 "reason": row["reason"], "team": row["team"],
                 "solver": {"name": row["solver_name"], "version": row["solver_version"]},
-                "submitted_at": aware_utc(row["created_at"]).isoformat(),
-                "started_at": None if row["started_at"] is None else aware_utc(row["started_at"]).isoformat(),
-                "finished_at": None if row["finished_at"] is None else aware_utc(row["finished_at"]).isoformat(),
+                "submitted_at": _iso(aware_utc(row["created_at"])), "started_at": _iso(aware_utc(row["started_at"])),
+                "finished_at": _iso(aware_utc(row["finished_at"])),
                 "attempts": row["attempts"],
                 "metrics": {"public": metrics(row["public_record"]),
                             "hidden": metrics(row["full_record"]) if revealed else None},
                 "hidden_revealed": revealed,
-                "reveal_at": None if self.config.reveal_at is None else self.config.reveal_at.isoformat()}
+                "reveal_at": _iso(self.config.reveal_at)}
 
     def rules(self, entry: DatasetEntry) -> UploadRules:
         """What an upload for ``entry`` must match."""

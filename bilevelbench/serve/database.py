@@ -80,6 +80,11 @@ settings = Table(
 )
 
 
+def _with_team():
+    """``SELECT`` of submissions with their team's name as ``team``."""
+    return select(submissions, teams.c.name.label("team")).join(teams, teams.c.id == submissions.c.team_id)
+
+
 class QuotaExceeded(Exception):
     """A team has spent its submissions for the day."""
 
@@ -266,9 +271,7 @@ class Database:
             conn.execute(update(submissions).where(submissions.c.id == row[0], submissions.c.status == "queued")
                          .values(status="scoring", started_at=naive_utc(now),
                                  attempts=submissions.c.attempts + 1))
-            claimed = conn.execute(select(submissions, teams.c.name.label("team"))
-                                   .join(teams, teams.c.id == submissions.c.team_id)
-                                   .where(submissions.c.id == row[0])).mappings().first()
+            claimed = conn.execute(_with_team().where(submissions.c.id == row[0])).mappings().first()
         return dict(claimed)
 
     def finish(self, sid: str, attempt: int, public_record: dict, full_record: dict, now: dt.datetime) -> bool:
@@ -313,17 +316,13 @@ class Database:
     def get(self, sid: str) -> dict | None:
         """One submission with its team's name, or None."""
         with self.read() as conn:
-            row = conn.execute(select(submissions, teams.c.name.label("team"))
-                               .join(teams, teams.c.id == submissions.c.team_id)
-                               .where(submissions.c.id == sid)).mappings().first()
+            row = conn.execute(_with_team().where(submissions.c.id == sid)).mappings().first()
         return None if row is None else dict(row)
 
     def done(self) -> list[dict]:
         """Every scored submission with its team's name, oldest first."""
         with self.read() as conn:
-            rows = conn.execute(select(submissions, teams.c.name.label("team"))
-                                .join(teams, teams.c.id == submissions.c.team_id)
-                                .where(submissions.c.status == "done")
+            rows = conn.execute(_with_team().where(submissions.c.status == "done")
                                 .order_by(submissions.c.finished_at, submissions.c.id)).mappings().all()
         return [dict(r) for r in rows]
 

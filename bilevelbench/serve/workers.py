@@ -51,7 +51,6 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._running: dict[str, subprocess.Popen] = {}
         self._running_lock = threading.Lock()
-        self.on_done = None
 
     def start(self) -> None:
         """Start the worker threads."""
@@ -139,8 +138,6 @@ class WorkerPool:
                 self.db.fail(sid, attempt, str(result["error"]), utc_now())
             elif self.db.finish(sid, attempt, result["public"], result["full"], utc_now()):
                 log.info("submission %s scored (attempt %d)", sid, attempt)
-                if self.on_done is not None:
-                    self.on_done()
             for path in (config_path, out, log_path):
                 path.unlink(missing_ok=True)
             return

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.weights import scan_weights
 from bilevelbench.errors import MissingDataError
 from bilevelbench.families.dcopf.proxy import DCOPFProxy, FrozenProxy
 from bilevelbench.solvers import Prediction
@@ -44,15 +45,13 @@ def find_weights(structure_hash: str, folder: Path = WEIGHTS, clamp: str = "sigm
     MissingDataError
         If no file there records this structure hash.
     """
-    seen = []
-    for path in sorted(Path(folder).glob("*.pt")):
-        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
-        kept_clamp = meta.get("clamp", "sigmoid")
-        if (meta.get("structure_hash") == structure_hash and meta.get("method") == "dcopf_proxy"
-                and kept_clamp == clamp):
-            return path
-        seen.append(f"{path.name} ({meta.get('case') or '?'}, {str(meta.get('structure_hash'))[:12]}..., "
-                    f"{kept_clamp} clamp)")
+    found, seen = scan_weights(
+        folder, lambda meta: (meta.get("structure_hash") == structure_hash and meta.get("method") == "dcopf_proxy"
+                              and meta.get("clamp", "sigmoid") == clamp),
+        lambda path, meta: (f"{path.name} ({meta.get('case') or '?'}, {str(meta.get('structure_hash'))[:12]}..., "
+                            f"{meta.get('clamp', 'sigmoid')} clamp)"))
+    if found is not None:
+        return found
     raise MissingDataError(f"no dcopf_proxy weights with a {clamp} clamp for structure {structure_hash[:12]}... "
                            f"in {folder}; "
                            f"available: {', '.join(seen) or 'none'}; train with python -m "

@@ -67,14 +67,13 @@ def find_weights(structure_hash: str, folder: Path = WEIGHTS) -> Path:
     MissingDataError
         If no file there records this structure hash.
     """
-    import torch
+    from baselines.weights import scan_weights
 
-    seen = []
-    for path in sorted(Path(folder).glob("*.pt")):
-        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
-        if meta.get("structure_hash") == structure_hash and meta.get("method") == METHOD:
-            return path
-        seen.append(f"{path.name} ({meta.get('size') or '?'}, {str(meta.get('structure_hash'))[:12]}...)")
+    found, seen = scan_weights(
+        folder, lambda meta: meta.get("structure_hash") == structure_hash and meta.get("method") == METHOD,
+        lambda path, meta: f"{path.name} ({meta.get('size') or '?'}, {str(meta.get('structure_hash'))[:12]}...)")
+    if found is not None:
+        return found
     raise MissingDataError(f"no knapsack_proxy weights for structure {structure_hash[:12]}... in {folder}; "
                            f"available: {', '.join(seen) or 'none'}; train with python -m "
                            "baselines.knapsack_proxy.train --dataset FILE")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.weights import scan_weights
 from bilevelbench.errors import MissingDataError
 from bilevelbench.families.bqp.coupling import L2OCorrection, correct
 from bilevelbench.solvers import Prediction
@@ -22,12 +23,10 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 def find_weights(structure_hash: str, folder: Path = WEIGHTS) -> Path:
     """The weight file trained on this structure, or a clear error listing what exists."""
-    seen = []
-    for path in sorted(folder.glob("*.pt")):
-        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
-        if meta["structure_hash"] == structure_hash:
-            return path
-        seen.append(f"{path.name} ({meta['structure_hash'][:12]}...)")
+    found, seen = scan_weights(folder, lambda meta: meta["structure_hash"] == structure_hash,
+                               lambda path, meta: f"{path.name} ({meta['structure_hash'][:12]}...)")
+    if found is not None:
+        return found
     raise MissingDataError(f"no L2O weights for structure {structure_hash[:12]}... in {folder}; available: "
                            f"{', '.join(seen) or 'none'}; train with python -m baselines.l2o_correction.train "
                            "--dataset FILE")

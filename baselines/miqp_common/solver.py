@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.weights import scan_weights
 from bilevelbench.errors import MissingDataError
 from bilevelbench.families.mimpc.miqp_l2o import MIQPL2O
 from bilevelbench.solvers import Prediction
@@ -23,12 +24,11 @@ FAMILIES = ("mimpc-robot", "mimpc-tank")
 
 def find_weights(structure_hash: str, folder: Path, method: str) -> Path:
     """The weight file of ``method`` trained on this structure, or a clear error listing what exists."""
-    seen = []
-    for path in sorted(Path(folder).glob("*.pt")):
-        meta = torch.load(path, weights_only=True, map_location="cpu")["meta"]
-        if meta["structure_hash"] == structure_hash and meta.get("method") == method:
-            return path
-        seen.append(f"{path.name} ({meta['structure_hash'][:12]}...)")
+    found, seen = scan_weights(
+        folder, lambda meta: meta["structure_hash"] == structure_hash and meta.get("method") == method,
+        lambda path, meta: f"{path.name} ({meta['structure_hash'][:12]}...)")
+    if found is not None:
+        return found
     raise MissingDataError(f"no miqp_{method} weights for structure {structure_hash[:12]}... in {folder}; "
                            f"available: {', '.join(seen) or 'none'}; train with python -m baselines.miqp_{method}"
                            ".train --dataset FILE")

@@ -60,9 +60,11 @@ class MIQPBaseline(_Base):
         self.model, meta = load_model(path, spec.structure)
         #: Test-time repair budget chosen on the valid split by the training command (0: none).
         self.repair = int(meta.get("repair", 0))
+        #: Whether the step moves are tried too (also chosen on valid; absent in older weight files).
+        self.moves = bool(meta.get("moves", False))
         self.version = (f"1 ({path.name}, seed {meta['seed']}, epoch {meta['selected_epoch']}, "
-                        f"repair {self.repair})")
+                        f"repair {self.repair}{', moves' if self.moves else ''})")
 
     def solve(self, params) -> Prediction:
         theta = np.asarray(params["theta"], dtype=np.float64)
-        return Prediction(y=self.model.predict(theta, repair=self.repair))
+        return Prediction(y=self.model.predict(theta, repair=self.repair, moves=self.moves))

@@ -10,8 +10,9 @@ weight decay 1e-5), batch 128, 20 epochs, as the authors' code. After every epoc
 (violation rates and gap, :mod:`baselines.miqp_common.metrics`); the weights of the epoch with the lowest
 ``violation rate + mean gap`` on valid are kept (``--select last`` keeps the final ones). The test split is
 never read. A test-time repair budget (:meth:`MIQPL2O.predict`: where the integers need slack, try the
-least certain integers rounded the other way) is then chosen on valid among ``REPAIR_GRID`` by the same
-score; 0 is the paper's method as published. Supervised targets are the canonical labels
+least certain integers rounded the other way, and optionally the step moves of
+:func:`~bilevelbench.families.mimpc.miqp_l2o.step_moves`) is then chosen on valid among ``REPAIR_GRID`` by
+the same score; ``(0, False)`` is the paper's method as published. Supervised targets are the canonical labels
 (:mod:`baselines.miqp_common.labels`) unless ``--labels raw``.
 """
 
@@ -46,15 +47,16 @@ def _status(split) -> np.ndarray:
     return np.array([x.decode() if isinstance(x, bytes) else str(x) for x in split.labels["status"]])
 
 
-#: Test-time repair budgets tried on the valid split after training (0: the network's integers as they are).
-REPAIR_GRID = (0, 4, 16)
+#: Test-time repairs tried on the valid split after training, as (single changes, step moves); (0, False) is
+#: the network's integers as they are.
+REPAIR_GRID = ((0, False), (4, False), (16, False), (0, True), (16, True))
 
 
-def evaluate(model: MIQPL2O, theta: np.ndarray, f_star: np.ndarray, repair: int = 0) -> dict:
+def evaluate(model: MIQPL2O, theta: np.ndarray, f_star: np.ndarray, repair: int = 0, moves: bool = False) -> dict:
     """Metrics of the model's decisions on a split, and the batched time per instance."""
     model.eval()
     start = time.perf_counter()
-    X = model.predict(theta, repair=repair)
+    X = model.predict(theta, repair=repair, moves=moves)
     seconds = time.perf_counter() - start
     out = miqp_metrics(model.layer.structure, theta, X, f_star)
     out["ms_per_instance"] = 1e3 * seconds / max(1, theta.shape[0])
@@ -190,18 +192,19 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
             best = (sc, {k: v.clone() for k, v in model.policy.state_dict().items()}, epoch)
     model.policy.load_state_dict(best[1])
     trials = []
-    for k in REPAIR_GRID:
-        m = evaluate(model, theta_va, f_va, repair=k)
-        trials.append({"repair": k, **m})
-        log.info("repair %d: valid violation %.3f, gap %.3e, %.2f ms/inst", k, m["violation_rate"],
+    for k, moves in REPAIR_GRID:
+        m = evaluate(model, theta_va, f_va, repair=k, moves=moves)
+        trials.append({"repair": k, "moves": moves, **m})
+        log.info("repair %d, moves %s: valid violation %.3f, gap %.3e, %.2f ms/inst", k, moves, m["violation_rate"],
                  m.get("mean_gap", float("nan")), m["ms_per_instance"])
-    repair = min(trials, key=lambda r: (round(score(r), 9), r["repair"]))["repair"]
+    chosen = min(trials, key=lambda r: (round(score(r), 9), r["moves"], r["repair"]))
+    repair, moves = chosen["repair"], chosen["moves"]
     meta = {"method": method, "structure_hash": s.digest(), "family": family, "dataset": name,
             "dataset_sha256": file_sha256(args.dataset), "hidden": hidden, "rho": args.rho, "slack": args.slack,
             "penalty": args.penalty, "int_weight": args.int_weight, "labels": args.labels, "w_obj": w_obj,
             "w_con": w_con, "w_sup": w_sup, "lr": args.lr, "weight_decay": args.weight_decay,
             "batch_size": args.batch_size, "epochs": args.epochs, "select": args.select,
-            "selected_epoch": best[2], "repair": int(repair), "train_instances": int(n),
+            "selected_epoch": best[2], "repair": int(repair), "moves": bool(moves), "train_instances": int(n),
             "train_limit": int(args.train_limit), "seed": args.seed,
             "train_seconds": time.perf_counter() - start, "torch": str(torch.__version__)}
     torch.save({"state_dict": best[1], "meta": meta}, out)

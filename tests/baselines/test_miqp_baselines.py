@@ -13,7 +13,7 @@ pytest.importorskip("osqp")
 
 from baselines.miqp_common.metrics import miqp_metrics
 from baselines.miqp_common.solver import find_weights
-from baselines.miqp_common.train import build_parser, train
+from baselines.miqp_common.train import REPAIR_GRID, build_parser, train
 from bilevelbench.data.instance_set import InstanceSet
 from bilevelbench.errors import MissingDataError
 from bilevelbench.solvers import TaskSpec, load_solver
@@ -68,11 +68,20 @@ def test_train_then_solve(method, tank_set, tmp_path):
     assert np.array_equal(xi, np.round(xi)) and np.all(xi >= s.lb[s.integer]) and np.all(xi <= s.ub[s.integer])
     assert np.all(X[:, ~s.integer] >= s.lb[~s.integer] - 1e-9) and np.all(X[:, ~s.integer] <= s.ub[~s.integer] + 1e-9)
     assert solver.repair == meta["repair"] and meta["repair"] in (0, 4, 16)
-    # the repair never loses feasibility: its infeasible instances are a subset of the plain prediction's
+    assert solver.moves == meta["moves"] and (meta["repair"], meta["moves"]) in REPAIR_GRID
+    trials = json.loads(out.with_suffix(".json").read_text())["repair_trials"]
+    assert [(t["repair"], t["moves"]) for t in trials] == list(REPAIR_GRID)
+    # a repair never loses feasibility: it changes only infeasible rows, and only to a feasible candidate
     theta = test.params["theta"]
-    plain = miqp_metrics(s, theta, solver.model.predict(theta, repair=0))
-    fixed = miqp_metrics(s, theta, solver.model.predict(theta, repair=16))
-    assert fixed["violation_rate"] <= plain["violation_rate"]
+    plain_x = solver.model.predict(theta, repair=0)
+    plain = miqp_metrics(s, theta, plain_x)
+    for repair, moves in ((16, False), (0, True)):
+        fixed_x = solver.model.predict(theta, repair=repair, moves=moves)
+        fixed = miqp_metrics(s, theta, fixed_x)
+        assert fixed["violation_rate"] <= plain["violation_rate"]
+        for i in np.flatnonzero(np.any(fixed_x != plain_x, axis=1)):
+            assert miqp_metrics(s, theta[i:i + 1], plain_x[i:i + 1])["violation_rate"] == 1.0
+            assert miqp_metrics(s, theta[i:i + 1], fixed_x[i:i + 1])["violation_rate"] == 0.0
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):

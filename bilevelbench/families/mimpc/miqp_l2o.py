@@ -165,20 +165,24 @@ class MIQPL2O(torch.nn.Module):
         return self.layer(theta, x_int), x_int, logits
 
     @torch.no_grad()
-    def predict(self, theta: np.ndarray, repair: int = 0) -> np.ndarray:
+    def predict(self, theta: np.ndarray, repair: int = 0, moves: bool = False) -> np.ndarray:
         """Full decisions (B, n) for a batch: exact integers, continuous part from the relaxed QP.
 
         ``repair`` > 0: where the prediction needs slack or breaks an integer-only row, also try the
         ``repair`` single changes of the least certain integers (each rounded the other way) and keep the
         feasible candidate with the lowest objective (the network's own answer when none is feasible).
+        ``moves``: also try the step moves of :func:`step_moves` (the integer plan shifted in time, the
+        integers of the first or last steps raised or lowered together, floor and ceiling of the network's
+        values). Candidates are screened by quadprog on the QP without slacks: an infeasible one costs one
+        active-set solve, not a relaxed QP.
         """
         theta_t = torch.as_tensor(np.asarray(theta, dtype=np.float64))
         value = self.policy.relaxed(self.policy.logits(theta_t))
         x_int = torch.round(value)
         sol = self.layer.solve_exact(theta_t, x_int)
         X = sol.x.numpy()
-        if repair > 0:
-            X = self._repair(theta_t, value, X, self.infeasible(sol, theta_t), int(repair))
+        if repair > 0 or moves:
+            X = self._repair(theta_t, value, X, self.infeasible(sol, theta_t), int(repair), moves)
         return X
 
     def infeasible(self, sol: RelaxedSolution, theta: torch.Tensor) -> np.ndarray:
@@ -186,31 +190,77 @@ class MIQPL2O(torch.nn.Module):
         bad = sol.slack.amax(1).numpy() > 1e-9
         return bad | (self.terms.violation_int_only(sol.x, theta).numpy() > 1e-9)
 
-    def _repair(self, theta: torch.Tensor, value: torch.Tensor, X: np.ndarray, bad: np.ndarray, k: int
-                ) -> np.ndarray:
+    def candidates(self, value: torch.Tensor, k: int, moves: bool) -> torch.Tensor:
+        """Candidate integers (R, C, n_I) around the rounded ``value`` (R, n_I), clipped to the bounds."""
+        base = torch.round(value)
+        cands = []
+        k = min(k, value.shape[1])
+        if k > 0:
+            doubt = (value - base).abs()                        # 0.5: on the rounding boundary
+            flip = torch.topk(doubt, k, dim=1).indices          # (R, k)
+            step = torch.where(value >= base, 1.0, -1.0).to(value.dtype)
+            single = base[:, None, :].repeat(1, k, 1)           # (R, k, n_I)
+            r_idx = torch.arange(value.shape[0])[:, None].expand(-1, k)
+            c_idx = torch.arange(k)[None, :].expand(value.shape[0], -1)
+            single[r_idx, c_idx, flip] += step[r_idx, flip]
+            cands.append(single)
+        if moves:
+            cands.append(step_moves(value, int(self.layer.structure.extra["horizon"])))
+        lo, hi = self.policy.lo, self.policy.lo + self.policy.span
+        return torch.minimum(torch.maximum(torch.cat(cands, 1), lo), hi)
+
+    def _repair(self, theta: torch.Tensor, value: torch.Tensor, X: np.ndarray, bad: np.ndarray, k: int,
+                moves: bool) -> np.ndarray:
         rows = np.flatnonzero(bad)
         if rows.size == 0:
             return X
-        v = value[rows]
-        base = torch.round(v)
-        k = min(k, v.shape[1])
-        doubt = (v - base).abs()                            # 0.5: on the rounding boundary
-        flip = torch.topk(doubt, k, dim=1).indices          # (R, k)
-        step = torch.where(v >= base, 1.0, -1.0).to(v.dtype)
-        cand = base[:, None, :].repeat(1, k, 1)             # (R, k, n_I)
-        r_idx = torch.arange(rows.size)[:, None].expand(-1, k)
-        c_idx = torch.arange(k)[None, :].expand(rows.size, -1)
-        cand[r_idx, c_idx, flip] += step[r_idx, flip]
-        lo, hi = self.policy.lo, self.policy.lo + self.policy.span
-        cand = torch.minimum(torch.maximum(cand, lo), hi).reshape(-1, v.shape[1])
-        th = theta[rows].repeat_interleave(k, dim=0)
-        sol = self.layer.solve_exact(th, cand)
+        cand = self.candidates(value[rows], k, moves)          # (R, C, n_I)
+        C = cand.shape[1]
+        cand = cand.reshape(-1, cand.shape[2])
+        th = theta[rows].repeat_interleave(C, dim=0)
+        sol = self.layer.solve_exact(th, cand, relax_infeasible=False)   # only feasible candidates matter
         ok = ~self.infeasible(sol, th)
         f = self.terms.objective(sol.x, th).numpy()
-        f = np.where(ok, f, np.inf).reshape(rows.size, k)
+        f = np.where(ok, f, np.inf).reshape(rows.size, C)
         best = f.argmin(1)
-        Xc = sol.x.numpy().reshape(rows.size, k, -1)
+        Xc = sol.x.numpy().reshape(rows.size, C, -1)
         for j, r in enumerate(rows):
             if np.isfinite(f[j, best[j]]):
                 X[r] = Xc[j, best[j]]
         return X
+
+
+#: Time shifts (in horizon steps) of the integer plan tried by :func:`step_moves`; positive delays.
+SHIFTS = (1, 2, 3, -1, -2)
+
+
+def step_moves(value: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Moves of an MPC's integer plan that keep its shape in time, for integers stored step by step
+    (``n_I = horizon * per_step``, step-major, as both MI-MPC families store them).
+
+    From the rounded plan ``d`` (R, H, per_step): ``d`` shifted by each of :data:`SHIFTS` steps (the edge
+    step repeated), ``d`` with the first ``j`` or the last ``j`` steps raised or lowered by one
+    (``j = 1..H``), and ``floor(value)`` and ``ceil(value)``: ``2 + len(SHIFTS) + 4H`` candidates (R, C, n_I),
+    not clipped. A plan that is right but early or late by a step (the tank's pump against a nearly full
+    tank) is one move away here, and many single changes away.
+    """
+    R, n = value.shape
+    if n % horizon:
+        raise UsageError(f"step moves need the integers stored step by step: {n} integers, horizon {horizon}")
+    base = torch.round(value)
+    d = base.reshape(R, horizon, -1)
+    out = [torch.floor(value), torch.ceil(value)]
+    for shift in SHIFTS:
+        if shift > 0:
+            moved = torch.cat([d[:, :1].expand(-1, shift, -1), d[:, :-shift]], 1)
+        else:
+            moved = torch.cat([d[:, -shift:], d[:, -1:].expand(-1, -shift, -1)], 1)
+        out.append(moved.reshape(R, n))
+    steps = torch.arange(horizon)
+    for j in range(1, horizon + 1):
+        first = (steps < j).to(value.dtype)[None, :, None]
+        last = (steps >= horizon - j).to(value.dtype)[None, :, None]
+        for mask in (first, last):
+            for sign in (1.0, -1.0):
+                out.append((d + sign * mask).reshape(R, n))
+    return torch.stack(out, 1)

@@ -168,3 +168,57 @@ def test_answers_do_not_depend_on_batch_order_or_history(family):
     for i in (0, 5, 11):
         alone = RelaxedMIQPLayer(s).solve_exact(theta[i:i + 1], x_int[i:i + 1]).x.numpy()[0]
         np.testing.assert_allclose(alone, forward[i], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("which", ["tank_set", "robot_set"])
+def test_infeasible_integers_can_be_skipped(which, request):
+    """``relax_infeasible=False`` (the repair's screen): rows whose integers admit no feasible continuous part,
+    as HiGHS's fixed-integer QP says too, come back with NaN inputs and infinite slack; every other row gets
+    the same answer as the full solve. Rows: certified labels' integers, then random integers."""
+    ds = InstanceSet.open(request.getfixturevalue(which))
+    s = ds.structure
+    split = ds.split("test")
+    k = min(5, len(split))
+    rng = np.random.default_rng(4)
+    theta = np.concatenate([split.params["theta"][:k], split.params["theta"][:k]])
+    x_int = np.concatenate([split.labels["x"][:k, s.integer], _random_integers(s, rng, k)])
+    if which == "tank_set":
+        # random pump levels rarely break a tank; a burst on a nearly empty tank 2 with the pump off does
+        theta[k:, :2] = 0.1
+        theta[k:, 3:9:2] = 16.0
+        x_int[k:] = 0.0
+    layer = RelaxedMIQPLayer(s)
+    full = layer.solve_exact(theta, x_int)
+    screened = layer.solve_exact(theta, x_int, relax_infeasible=False)
+    skipped = ~np.isfinite(screened.slack.numpy()).all(1)
+    for i in range(2 * k):
+        ref = solve_fixed_integers(s, theta[i], x_int[i])
+        if skipped[i]:
+            assert ref.status == "infeasible"
+            assert np.isnan(screened.x_cont[i].numpy()).all()
+        else:
+            np.testing.assert_allclose(screened.x[i].numpy(), full.x[i].numpy(), rtol=0, atol=1e-9)
+    # labels are feasible, the other rows are not: both branches above ran
+    assert not skipped[:k].any() and skipped[k:].all()
+
+
+def test_hard_qp_oracle_agrees_with_highs_and_reports_multipliers_below_rho():
+    """quadprog on the QP without slacks: an accepted row is HiGHS's fixed-integer optimum, and a tiny ``rho``
+    (below the hard QP's multipliers, so the slack penalty is not exact) makes the oracle decline the row."""
+    s = mimpc.structure_for("mimpc-tank")
+    rng = np.random.default_rng(5)
+    theta = mimpc.sample_theta("mimpc-tank", rng, 8)
+    x_int = np.zeros((8, 20))                           # pump off: feasible unless tank 2 runs dry
+    layer = RelaxedMIQPLayer(s)
+    q, b = layer.qp_data(torch.tensor(theta), torch.tensor(x_int))
+    z, active, found, infeasible = layer.hard_oracle.solve(q.numpy(), b.numpy())
+    assert found.any()
+    for i in np.flatnonzero(found):
+        ref = solve_fixed_integers(s, theta[i], x_int[i])
+        np.testing.assert_allclose(z[i, : layer.n_c], ref.x[~s.integer], atol=1e-6)
+        assert np.all(z[i, layer.n_c:] == 0.0) and active[i, layer.n_rows: layer.n_rows + layer.n_s].all()
+    assert not (found & infeasible).any()
+    tight = RelaxedMIQPLayer(s, rho=1e-9)
+    _, _, found_tight, _ = tight.hard_oracle.solve(q.numpy(), b.numpy())
+    constrained = active[:, : layer.n_rows].any(1) & found
+    assert constrained.any() and not found_tight[constrained].any()

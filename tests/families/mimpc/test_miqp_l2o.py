@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from bilevelbench.errors import UsageError
 from bilevelbench.families.mimpc import problem as mimpc
-from bilevelbench.families.mimpc.miqp_l2o import SHIFTS, MIQPL2O, step_moves
+from bilevelbench.families.mimpc.miqp_l2o import MIQPL2O, SHIFTS, step_moves
 
 
 def test_step_moves_hold_the_shifted_and_block_moved_plans():

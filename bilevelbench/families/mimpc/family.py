@@ -24,6 +24,15 @@ OPTIONS = (
                                    "else scip), scip or gurobi; labels are re-checked by HiGHS either way",
            choices=("auto", "scip", "gurobi"), run_setting=True),
     Option("time_limit", float, 600.0, "seconds per instance", metavar="SEC", run_setting=True),
+    Option("geometry", str, "issue", "robot geometry: issue (the family's default: half-sizes 0.8 x 1.0 m, "
+                                     "x in [-0.5, 3]) or authors (the authors' code: half-sizes 0.2 x 0.25 m, "
+                                     "x in [-0.5, 2], two binaries per obstacle and step)",
+           choices=("issue", "authors")),
+    Option("sampling", str, "independent", "independent draws, or closed-loop: the states exact-MPC episodes "
+                                           "visit from random starts at rest (the authors' data collection; "
+                                           "robot only)", choices=("independent", "closed-loop")),
+    Option("collect_steps", int, 100, "with --sampling closed-loop: at most this many states per episode",
+           metavar="T"),
 )
 
 
@@ -62,16 +71,23 @@ class MIMPC(Family):
         episodes = o["closed_loop_episodes"]
         miqp_request = MIQPRequest(family=self.name, n_train=request.n_train, n_valid=request.n_valid,
                                    n_test=request.n_test, seed=request.seed, closed_loop_episodes=episodes,
-                                   closed_loop_steps=o["closed_loop_steps"] if episodes else 0)
+                                   closed_loop_steps=o["closed_loop_steps"] if episodes else 0,
+                                   geometry=o["geometry"], sampling=o["sampling"],
+                                   collect_steps=o["collect_steps"])
         settings = MIQPCertifierSettings(backend=o["backend"], time_limit=o["time_limit"])
         return generate_miqp(miqp_request, request.out, settings, workers=request.workers,
                              overwrite=request.overwrite, progress=request.progress, name=request.name,
                              spec=request.spec, scheduler=request.scheduler)
 
     def sample(self, ds, rng, n):
-        from bilevelbench.families.mimpc.problem import sample_theta
+        from bilevelbench.errors import UsageError
+        from bilevelbench.families.mimpc.problem import geometry_of, sample_theta
 
-        return {"theta": sample_theta(self.name, rng, n)}
+        if (ds.meta.get("sampling") or {}).get("sampling") == "closed-loop":
+            raise UsageError(f"{ds.path}: its instances are states visited by exact-MPC episodes; fresh draws "
+                             "from that distribution need the MPC solved along new episodes (use the train "
+                             "split, or generate more)")
+        return {"theta": sample_theta(self.name, rng, n, geometry_of(ds.structure))}
 
     def structure(self, data):
         from bilevelbench.errors import SchemaError

@@ -53,13 +53,18 @@ from bilevelbench.families.mimpc.certify import (
     certify_miqp,
     choose_backend,
 )
-from bilevelbench.families.mimpc.closed_loop import STEP_FLAGS, episode_disturbances, run_episode
+from bilevelbench.families.mimpc.closed_loop import STEP_FLAGS, apply_first_move, episode_disturbances, run_episode
 from bilevelbench.families.mimpc.miqp import MIQPStructure
 
 log = logging.getLogger(__name__)
 
 ProgressFactory = Callable[[int], "object"]
 INFEASIBLE_SPLIT = "infeasible"
+#: ``independent``: every instance its own draw. ``closed-loop`` (the robot): the states an exact-MPC episode
+#: visits, from starts at rest drawn as the authors' ``generate_data.py`` draws them (:func:`collect_episode`).
+SAMPLINGS = ("independent", "closed-loop")
+#: With closed-loop sampling, step ``t`` of episode ``e`` is draw ``e * EPISODE_STRIDE + t`` (``/labels/draw``).
+EPISODE_STRIDE = 1000
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,22 @@ class MIQPRequest(SplitRequest):
     closed_loop_episodes: int = 0
     closed_loop_steps: int = 0
     max_draws_factor: float = 3.0
+    geometry: str = "issue"
+    sampling: str = "independent"
+    collect_steps: int = 100
 
     def __post_init__(self) -> None:
         if self.family not in mimpc.FAMILIES:
             raise UsageError(f"unknown mixed-integer family {self.family!r}; expected {', '.join(mimpc.FAMILIES)}")
         self.check_counts()
+        mimpc.structure_for(self.family, self.geometry)          # checks the geometry
+        if self.sampling not in SAMPLINGS:
+            raise UsageError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if self.sampling == "closed-loop" and self.family != "mimpc-robot":
+            raise UsageError("closed-loop sampling is defined for mimpc-robot (the authors' data collection); "
+                             f"{self.family} draws its instances independently")
+        if self.collect_steps < 1:
+            raise UsageError(f"collect_steps must be >= 1, got {self.collect_steps}")
         for name in ("closed_loop_episodes", "closed_loop_steps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -99,7 +115,22 @@ def draws_for(request: MIQPRequest, split_k: int) -> np.ndarray:
     """All candidate parameter draws of split ``k`` (one block of :func:`max_draws`, always the same block:
     the samplers draw whole arrays, so a block's rows depend on its length)."""
     rng = np.random.default_rng(np.random.SeedSequence(request.seed, spawn_key=(1, split_k)))
-    return mimpc.sample_theta(request.family, rng, max_draws(request, split_k))
+    if request.sampling == "closed-loop":          # episode starts, not instances
+        return mimpc.robot_episode_starts(rng, max_draws(request, split_k), mimpc.robot_config(request.geometry))
+    return mimpc.sample_theta(request.family, rng, max_draws(request, split_k), request.geometry)
+
+
+def theta_of(request: MIQPRequest, journal: Journal, split_k: int, draw: int,
+             cache: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """The parameters of one draw: from the split's draw block, or (closed-loop sampling) the journaled state
+    its episode visited."""
+    if request.sampling == "closed-loop":
+        return journal.thetas[(SPLITS[split_k], draw)]
+    if cache is None:
+        return draws_for(request, split_k)[draw]
+    if split_k not in cache:
+        cache[split_k] = draws_for(request, split_k)
+    return cache[split_k][draw]
 
 
 # -- the resumable journal -----------------------------------------------------------------
@@ -111,6 +142,10 @@ class Journal:
         self.key = key
         self.done: dict[tuple[str, int], MIQPLabel] = {}
         self.episodes: dict[int, dict] = {}
+        #: (split, draw) -> theta of the states closed-loop collection visited.
+        self.thetas: dict[tuple[str, int], np.ndarray] = {}
+        #: (split, episode) of the collection episodes already run.
+        self.collected: set[tuple[str, int]] = set()
         if path.exists():
             with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
@@ -124,6 +159,9 @@ class Journal:
                     continue
                 if rec.get("kind") == "episode":
                     self.episodes[int(rec["index"])] = rec
+                elif rec.get("kind") == "collect":
+                    self._collected(rec["split"], int(rec["episode"]), rec["thetas"],
+                                    [MIQPLabel.from_json(lab) for lab in rec["labels"]])
                 else:
                     self.done[(rec["split"], int(rec["draw"]))] = MIQPLabel.from_json(rec["label"])
             log.info("resuming: %d labels and %d episodes already in %s", len(self.done), len(self.episodes), path)
@@ -136,6 +174,21 @@ class Journal:
         self.done[(split, draw)] = label
         self._f.write(json.dumps({"split": split, "draw": draw, "label": label.to_json()}) + "\n")
         self._f.flush()
+
+    def add_collected(self, split: str, episode: int, thetas: list[np.ndarray], labels: list[MIQPLabel]) -> None:
+        """Journal one closed-loop collection episode: the states it visited and their labels."""
+        self._collected(split, episode, thetas, labels)
+        self._f.write(json.dumps({"kind": "collect", "split": split, "episode": episode,
+                                  "thetas": [np.asarray(t, float).tolist() for t in thetas],
+                                  "labels": [lab.to_json() for lab in labels]}) + "\n")
+        self._f.flush()
+
+    def _collected(self, split: str, episode: int, thetas, labels: list[MIQPLabel]) -> None:
+        self.collected.add((split, episode))
+        for t, (theta, label) in enumerate(zip(thetas, labels)):
+            draw = episode * EPISODE_STRIDE + t
+            self.thetas[(split, draw)] = np.asarray(theta, float)
+            self.done[(split, draw)] = label
 
     def add_episode(self, index: int, record: dict) -> None:
         self.episodes[index] = record
@@ -150,8 +203,9 @@ class Journal:
 _STATE: dict = {}
 
 
-def _init_worker(family: str, settings: MIQPCertifierSettings, backend: str) -> None:
-    _STATE.update(family=family, structure=mimpc.structure_for(family), settings=settings, backend=backend)
+def _init_worker(family: str, geometry: str, settings: MIQPCertifierSettings, backend: str) -> None:
+    _STATE.update(family=family, structure=mimpc.structure_for(family, geometry), settings=settings,
+                  backend=backend)
 
 
 def _label_task(task: tuple[str, int, np.ndarray]) -> tuple[str, int, MIQPLabel]:
@@ -177,18 +231,47 @@ def exact_episode(family: str, s: MIQPStructure, theta0: np.ndarray, steps: int,
             "flags": {k: v.tolist() for k, v in ep.flags.items()}}
 
 
+def collect_episode(s: MIQPStructure, theta0: np.ndarray, max_steps: int, settings: MIQPCertifierSettings,
+                    backend: str) -> tuple[list[np.ndarray], list[MIQPLabel]]:
+    """The authors' data collection (``robot_nav/generate_data.py``) for one start: solve the exact MPC at the
+    current state, keep the state and its label, apply the first input, until the robot is within
+    :data:`~bilevelbench.families.mimpc.problem.GOAL_REACHED` of the goal (checked at the state solved for,
+    as their loop does) or ``max_steps`` states are kept. A state whose MIQP is not certified optimal is kept
+    with its label (an infeasible one goes to the ``infeasible`` split) and ends the episode; the authors skip
+    such a state and move on with the last plan."""
+    thetas, labels = [], []
+    theta = np.asarray(theta0, float).copy()
+    for _ in range(max_steps):
+        if np.linalg.norm(theta[:2] - theta[4:6]) < mimpc.GOAL_REACHED:
+            break
+        label = certify_miqp(s, theta, settings, backend)
+        thetas.append(theta.copy())
+        labels.append(label)
+        if label.status != "certified_optimal":
+            break
+        moved = apply_first_move("mimpc-robot", s, theta, label.x)
+        theta = np.concatenate([moved.next_state, theta[4:6]])
+    return thetas, labels
+
+
+def _collect_task(task: tuple[str, int, np.ndarray, int]) -> tuple[str, int, list, list]:
+    split, episode, theta0, steps = task
+    thetas, labels = collect_episode(_STATE["structure"], theta0, steps, _STATE["settings"], _STATE["backend"])
+    return split, episode, thetas, labels
+
+
 def _episode_task(task: tuple[int, np.ndarray, int, np.ndarray]) -> tuple[int, dict]:
     index, theta0, steps, dist = task
     return index, exact_episode(_STATE["family"], _STATE["structure"], theta0, steps, dist, _STATE["settings"],
                                 _STATE["backend"])
 
 
-def _run_pool(func, tasks, workers, family, settings, backend, on_result, scheduler=None) -> None:
+def _run_pool(func, tasks, workers, family, settings, backend, on_result, scheduler=None, geometry="issue") -> None:
     from bilevelbench.parallel import map_tasks
 
-    key = f"{family}:{backend}:{json.dumps(settings.as_dict(), sort_keys=True)}"
+    key = f"{family}:{geometry}:{backend}:{json.dumps(settings.as_dict(), sort_keys=True)}"
     for result in map_tasks(func, tasks, workers=workers, scheduler=scheduler, initializer=_init_worker,
-                            initargs=(family, settings, backend), key=key):
+                            initargs=(family, geometry, settings, backend), key=key):
         on_result(result)
 
 
@@ -208,11 +291,12 @@ def generate_miqp(request: MIQPRequest, out: Path | str, settings: MIQPCertifier
     settings = settings or MIQPCertifierSettings()
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
-    s = mimpc.structure_for(request.family)
+    s = mimpc.structure_for(request.family, request.geometry)
     backend = choose_backend(s, settings.backend)
     journal = Journal(out.with_name(out.name + ".partial.jsonl"), _request_key(request, settings, backend))
     try:
-        chosen = _label_splits(request, s, settings, backend, workers, journal, progress, scheduler)
+        collect = _collect_splits if request.sampling == "closed-loop" else _label_splits
+        chosen = collect(request, s, settings, backend, workers, journal, progress, scheduler)
         episodes = _closed_loop(request, s, settings, backend, workers, journal, chosen, progress, scheduler)
     finally:
         journal.close()
@@ -243,7 +327,7 @@ def _label_splits(request, s, settings, backend, workers, journal, progress, sch
                 batch = list(range(draw, min(limit, draw + max(2 * workers, min(want - certified, 200)))))
                 todo = [(split, i, thetas[i]) for i in batch if (split, i) not in journal.done]
                 _run_pool(_label_task, todo, workers, request.family, settings, backend,
-                          lambda r: journal.add(r[0], r[1], r[2]), scheduler)
+                          lambda r: journal.add(r[0], r[1], r[2]), scheduler, request.geometry)
                 for i in batch:
                     if certified >= want:
                         break
@@ -263,6 +347,52 @@ def _label_splits(request, s, settings, backend, workers, journal, progress, sch
     return chosen
 
 
+def _collect_splits(request, s, settings, backend, workers, journal, progress, scheduler=None
+                    ) -> dict[str, list[tuple[int, int]]]:
+    """Closed-loop sampling: run collection episodes split by split (each from the split's own starts, in
+    order) and take their states in order until the split holds its count (the last episode is cut there).
+    An episode's states stay in one split, so no split sees another's trajectories."""
+    chosen: dict[str, list[tuple[int, int]]] = {name: [] for name in (*SPLITS, INFEASIBLE_SPLIT)}
+    total = sum(request.split_counts().values())
+    bar = progress(total) if progress else None
+    try:
+        for k, split in enumerate(SPLITS):
+            want = request.split_counts()[split]
+            if want == 0:
+                continue
+            limit = max_draws(request, k)
+            starts = draws_for(request, k)
+            certified, episode = 0, 0
+            while certified < want:
+                if episode >= limit:
+                    raise UsageError(f"{split}: only {certified} of {want} states certified within {limit} "
+                                     "collection episodes")
+                batch = list(range(episode, min(limit, episode + 2 * workers)))
+                todo = [(split, e, starts[e], request.collect_steps) for e in batch
+                        if (split, e) not in journal.collected]
+                _run_pool(_collect_task, todo, workers, request.family, settings, backend,
+                          lambda r: journal.add_collected(*r), scheduler, request.geometry)
+                for e in batch:
+                    t = 0
+                    while certified < want and (split, e * EPISODE_STRIDE + t) in journal.done:
+                        draw = e * EPISODE_STRIDE + t
+                        label = journal.done[(split, draw)]
+                        if label.status == "infeasible":
+                            chosen[INFEASIBLE_SPLIT].append((k, draw))
+                        else:
+                            chosen[split].append((k, draw))
+                            if label.status == "certified_optimal":
+                                certified += 1
+                                if bar is not None:
+                                    bar.update(1)
+                        t += 1
+                episode = batch[-1] + 1
+    finally:
+        if bar is not None:
+            bar.close()
+    return chosen
+
+
 def _episode_starts(request, journal, chosen) -> list[tuple[int, int]]:
     """``(file position, draw)`` of the test instances episodes start from: the first certified ones."""
     offset = len(chosen["train"]) + len(chosen["valid"])
@@ -276,13 +406,14 @@ def _closed_loop(request, s, settings, backend, workers, journal, chosen, progre
     if request.closed_loop_episodes == 0:
         return {}
     starts = _episode_starts(request, journal, chosen)
-    thetas = draws_for(request, 2)
+    cache: dict[int, np.ndarray] = {}
     tasks = []
     for e, (position, i) in enumerate(starts):
         if e in journal.episodes:
             continue
-        dist = episode_disturbances(request.family, s, thetas[i], request.closed_loop_steps, request.seed, position)
-        tasks.append((e, thetas[i], request.closed_loop_steps, dist))
+        theta = theta_of(request, journal, 2, i, cache)
+        dist = episode_disturbances(request.family, s, theta, request.closed_loop_steps, request.seed, position)
+        tasks.append((e, theta, request.closed_loop_steps, dist))
     bar = progress(len(starts)) if progress else None
     if bar is not None:
         bar.update(len(starts) - len(tasks))
@@ -291,7 +422,8 @@ def _closed_loop(request, s, settings, backend, workers, journal, chosen, progre
             journal.add_episode(result[0], result[1])
             if bar is not None:
                 bar.update(1)
-        _run_pool(_episode_task, tasks, workers, request.family, settings, backend, done, scheduler)
+        _run_pool(_episode_task, tasks, workers, request.family, settings, backend, done, scheduler,
+                  request.geometry)
     finally:
         if bar is not None:
             bar.close()
@@ -300,8 +432,9 @@ def _closed_loop(request, s, settings, backend, workers, journal, chosen, progre
 
 def _assemble(request, s, settings, backend, chosen, journal, episodes, name, spec=None) -> InstanceSetData:
     order = [(split, k, i) for split in (*SPLITS, INFEASIBLE_SPLIT) for k, i in chosen[split]]
-    thetas = {k: draws_for(request, k) for k in range(3)}
-    params = {"theta": np.array([thetas[k][i] for _, k, i in order]).reshape(len(order), s.p)}
+    cache: dict[int, np.ndarray] = {}
+    params = {"theta": np.array([theta_of(request, journal, k, i, cache) for _, k, i in order]).reshape(
+        len(order), s.p)}
     labels_list = [journal.done[(SPLITS[k], i)] for _, k, i in order]
     keep = [lab.status in SOLUTION_STATUSES for lab in labels_list]
     labels = {
@@ -328,7 +461,7 @@ def _assemble(request, s, settings, backend, chosen, journal, episodes, name, sp
         certifier_settings={**settings.as_dict(), "backend_used": backend},
         backend_versions={backend: backend_version(backend), "highs (checks)": highs_version()},
         paper_convention={"paper": mimpc.PAPER, "gap_offset": mimpc.PAPER_GAP_OFFSET},
-        sampling={**asdict(request), "sampler": _sampler_text(request.family)},
+        sampling={**asdict(request), "sampler": _sampler_text(request)},
         miqp={"class_names": list(s.class_names), "decision_names": list(s.decision_names),
               "integer_only_classes": list(s.integer_only_classes),
               "extra": {k: np.asarray(v).tolist() for k, v in s.extra.items()}})
@@ -366,8 +499,12 @@ def _episode_arrays(request, s, chosen, episodes) -> dict[str, np.ndarray]:
 
 
 
-def _sampler_text(family: str) -> str:
-    if family == "mimpc-robot":
+def _sampler_text(request: MIQPRequest) -> str:
+    if request.sampling == "closed-loop":
+        return ("states visited by exact-MPC episodes (at most collect_steps each, ended within 0.2 m of the goal) "
+                "from starts at rest drawn as the authors' generate_data.py: goal uniform in the box (0.01 m), "
+                "start uniform (0.001 m), both outside the obstacles grown by d_min + 0.1, 2 (d_min + 0.1) apart")
+    if request.family == "mimpc-robot":
         return ("p0 uniform in the box outside the obstacles grown by d_min; v0 uniform in [-v_max, v_max]^2; "
                 "goal uniform in the box outside the obstacles grown by d_min + 0.1")
     return ("x0 uniform in [0, 8.4] x [0, 3.6]; d1 = 7 Beta(0.6, 1.4) i.i.d.; d2 bursts of amplitude U(1, 16) "

@@ -120,17 +120,47 @@ class RobotConfig:
     w_pt: float = 10.0
     w_p: float = 1.0
     w_u: float = 1.0
+    #: Binaries per obstacle and step: 4 (one per side, ``b = 1`` relaxing it, at most 3 relaxed: the
+    #: ``disjunction`` rows) or 2 (the authors' code: two bits pick the one enforced side, no integer-only row).
+    side_binaries: int = 4
+
+
+#: The robot as the authors' code builds it (mlab-upenn/L2O-MIQP, ``robot_nav/generate_data.py``): its
+#: ``obstacle(x, y, L, W)`` halves the sizes it is given (0.4 x 0.5, 0.5 x 0.4, 0.4 x 0.5), and ``x_max = 2``.
+AUTHORS_ROBOT = RobotConfig(box_hi=(2.0, 0.5), obstacle_half_sizes=((0.2, 0.25), (0.25, 0.2), (0.2, 0.25)),
+                            side_binaries=2)
+#: Robot geometries by name: ``issue`` (the family's default: the sizes of issue 5, read as half-sizes, and the
+#: paper's 3 m box) and ``authors`` (:data:`AUTHORS_ROBOT`).
+ROBOT_GEOMETRIES = {"issue": RobotConfig(), "authors": AUTHORS_ROBOT}
+GEOMETRIES = tuple(ROBOT_GEOMETRIES)
+#: Closed-loop collection (``sampling = "closed-loop"``): an episode ends within this distance of the goal
+#: (the authors' ``reaching_goals``, checked at the state the MPC is solved for) or after ``collect_steps``.
+GOAL_REACHED = 0.2
+
+
+def robot_config(geometry: str = "issue") -> RobotConfig:
+    """The robot constants of a named geometry (:data:`ROBOT_GEOMETRIES`)."""
+    if geometry not in ROBOT_GEOMETRIES:
+        raise UsageError(f"unknown robot geometry {geometry!r}; expected one of {', '.join(GEOMETRIES)}")
+    return ROBOT_GEOMETRIES[geometry]
 
 
 #: Outward directions of the four sides, in the order of the binaries b_1..b_4.
 SIDES = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+#: The authors' two-bit code (``Controller.solve_MIQP``): side j is enforced unless
+#: ``M (alpha_j + beta_j b + gamma_j c) > 0``, rows ``(alpha, beta, gamma)``; exactly one side is enforced for
+#: each of the four values of ``(b, c)``: +x at (0, 0), +y at (1, 0), -x at (0, 1), -y at (1, 1).
+TWO_BIT = np.array([[0.0, 1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [2.0, -1.0, -1.0]])
 
 
 def robot_structure(cfg: RobotConfig = RobotConfig()) -> MIQPStructure:
     """The ``mimpc-robot`` MIQP (decision: accelerations ``a_k`` (H x 2), then binaries ``b[k, o, side]``)."""
     H, tau = cfg.horizon, cfg.tau
     n_obs = len(cfg.obstacle_centres)
-    n_u, n_b = 2 * H, 4 * n_obs * H
+    per = cfg.side_binaries
+    if per not in (2, 4):
+        raise UsageError(f"side_binaries must be 2 or 4, got {per}")
+    n_u, n_b = 2 * H, per * n_obs * H
     n, p = n_u + n_b, 6
     b = _Builder(n, p)
     A = np.block([[np.eye(2), tau * np.eye(2)], [np.zeros((2, 2)), np.eye(2)]])
@@ -155,22 +185,31 @@ def robot_structure(cfg: RobotConfig = RobotConfig()) -> MIQPStructure:
         pos = states[k][:2]
         for o, (centre, half) in enumerate(zip(cfg.obstacle_centres, cfg.obstacle_half_sizes)):
             reach = np.array([half[0], half[1], half[0], half[1]]) + cfg.d_min
-            bins = [n_u + ((k - 1) * n_obs + o) * 4 + j for j in range(4)]
+            bins = [n_u + ((k - 1) * n_obs + o) * per + j for j in range(per)]
             for j in range(4):
-                # s_j'(p - c) >= reach_j - M b_j   <=>   -s_j'p - M b_j <= -reach_j - s_j'c
-                row = -SIDES[j] @ pos - cfg.big_m * b.x(bins[j])[0]
-                b.add_rows(row, -reach[j] - SIDES[j] @ np.array(centre), OBSTACLE)
-            b.add_rows(b.x(bins).sum(0), 3.0, DISJUNCTION)
+                if per == 4:
+                    # s_j'(p - c) >= reach_j - M b_j   <=>   -s_j'p - M b_j <= -reach_j - s_j'c
+                    row = -SIDES[j] @ pos - cfg.big_m * b.x(bins[j])[0]
+                    b.add_rows(row, -reach[j] - SIDES[j] @ np.array(centre), OBSTACLE)
+                else:
+                    alpha, beta, gamma = TWO_BIT[j]
+                    row = -SIDES[j] @ pos - cfg.big_m * (beta * b.x(bins[0])[0] + gamma * b.x(bins[1])[0])
+                    b.add_rows(row, -reach[j] - SIDES[j] @ np.array(centre) + cfg.big_m * alpha, OBSTACLE)
+            if per == 4:
+                b.add_rows(b.x(bins).sum(0), 3.0, DISJUNCTION)
     lb = np.concatenate([np.full(n_u, -cfg.a_max), np.zeros(n_b)])
     ub = np.concatenate([np.full(n_u, cfg.a_max), np.ones(n_b)])
     integer = np.concatenate([np.zeros(n_u, bool), np.ones(n_b, bool)])
     names = [f"a[{k}].{ax}" for k in range(H) for ax in "xy"]
-    names += [f"b[{k + 1},{o},{j + 1}]" for k in range(H) for o in range(n_obs) for j in range(4)]
+    names += [f"b[{k + 1},{o},{j + 1}]" for k in range(H) for o in range(n_obs) for j in range(per)]
     extra = {"tau": cfg.tau, "horizon": H, "box_lo": lo, "box_hi": hi, "v_max": cfg.v_max, "a_max": cfg.a_max,
              "obstacle_centres": np.array(cfg.obstacle_centres), "obstacle_half_sizes": np.array(
                  cfg.obstacle_half_sizes), "d_min": cfg.d_min, "big_m": cfg.big_m,
              "weights_pt_p_u": np.array([cfg.w_pt, cfg.w_p, cfg.w_u]), "A": A, "B": B}
-    return b.build(lb, ub, integer, ("state", "obstacle", "disjunction"), names, extra)
+    if per == 2:        # only then: the default structure (and its hash) stays what it was
+        extra["side_binaries"] = 2
+    classes = ("state", "obstacle", "disjunction") if per == 4 else ("state", "obstacle")
+    return b.build(lb, ub, integer, classes, names, extra)
 
 
 def _inside(points: np.ndarray, centres: np.ndarray, half: np.ndarray, margin: float) -> np.ndarray:
@@ -202,6 +241,25 @@ def robot_sample(rng: np.random.Generator, count: int, cfg: RobotConfig = RobotC
     v0 = cfg.v_max * (2 * rng.random((count, 2)) - 1)
     goal = _free_points(rng, count, cfg, cfg.d_min + 0.1)
     return np.hstack([p0, v0, goal])
+
+
+def robot_episode_starts(rng: np.random.Generator, count: int, cfg: RobotConfig = AUTHORS_ROBOT) -> np.ndarray:
+    """Starts of closed-loop collection episodes, as the authors draw them (``goal_position``,
+    ``init_position``): the goal uniform in the box rounded to 0.01 m, the start rounded to 0.001 m, both outside
+    every obstacle grown by d_min + 0.1, the start more than 2 (d_min + 0.1) from the goal, at rest.
+    theta0 = (p_0, 0, 0, g)."""
+    if count < 0:
+        raise UsageError(f"episode count must be >= 0, got {count}")
+    margin = cfg.d_min + 0.1
+    out = np.empty((count, 6))
+    for i in range(count):
+        goal = np.round(_free_points(rng, 1, cfg, margin)[0], 2)
+        while True:
+            start = np.round(_free_points(rng, 1, cfg, margin)[0], 3)
+            if np.linalg.norm(start - goal) > 2 * margin:
+                break
+        out[i] = [*start, 0.0, 0.0, *goal]
+    return out
 
 
 # -- tank --------------------------------------------------------------------------------
@@ -288,19 +346,38 @@ def tank_sample(rng: np.random.Generator, count: int, cfg: TankConfig = TankConf
 
 
 # -- one registry ------------------------------------------------------------------------------
-def structure_for(family: str) -> MIQPStructure:
-    """The (fixed) structure of a mixed-integer family."""
+def _check_geometry(family: str, geometry: str) -> None:
+    if family == "mimpc-tank" and geometry != "issue":
+        raise UsageError(f"geometry {geometry!r} is a robot option; mimpc-tank has one geometry")
+
+
+def structure_for(family: str, geometry: str = "issue") -> MIQPStructure:
+    """The (fixed) structure of a mixed-integer family (``geometry``: the robot's, :data:`ROBOT_GEOMETRIES`)."""
+    _check_geometry(family, geometry)
     if family == "mimpc-robot":
-        return robot_structure()
+        return robot_structure(robot_config(geometry))
     if family == "mimpc-tank":
         return tank_structure()
     raise UsageError(f"unknown mixed-integer family {family!r}; expected one of {', '.join(FAMILIES)}")
 
 
-def sample_theta(family: str, rng: np.random.Generator, count: int) -> np.ndarray:
+def sample_theta(family: str, rng: np.random.Generator, count: int, geometry: str = "issue") -> np.ndarray:
     """Draw ``count`` parameter vectors of ``family``."""
+    _check_geometry(family, geometry)
     if family == "mimpc-robot":
-        return robot_sample(rng, count)
+        return robot_sample(rng, count, robot_config(geometry))
     if family == "mimpc-tank":
         return tank_sample(rng, count)
     raise UsageError(f"unknown mixed-integer family {family!r}; expected one of {', '.join(FAMILIES)}")
+
+
+def geometry_of(s: MIQPStructure) -> str:
+    """The name of the robot geometry a structure was built with (``issue`` for the tank)."""
+    if "obstacle_half_sizes" not in s.extra:
+        return "issue"
+    for name, cfg in ROBOT_GEOMETRIES.items():
+        if (np.allclose(s.extra["obstacle_half_sizes"], cfg.obstacle_half_sizes)
+                and np.allclose(s.extra["box_hi"], cfg.box_hi)):
+            return name
+    raise UsageError("this robot structure matches none of the known geometries "
+                     f"({', '.join(GEOMETRIES)})")

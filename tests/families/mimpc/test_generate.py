@@ -110,3 +110,63 @@ def test_verify_rechecks_mixed_integer_labels_and_catches_a_tampered_one(tank_se
     write_instance_set(bad, data)
     report = verify_instance_set(InstanceSet.open(bad))
     assert [f[0] for f in report.failures] == [0] and "stored objective" in report.failures[0][2]
+
+
+def test_closed_loop_collection_keeps_the_states_an_exact_mpc_visits(tmp_path, monkeypatch):
+    """sampling = "closed-loop" (the authors' data collection): each split holds the states of its own episodes,
+    in order; consecutive states of an episode are the plant moved by the previous label's first input; the
+    file regenerates identically (content) and resumes from its journal."""
+    from bilevelbench.families.mimpc import problem as mimpc
+    from bilevelbench.families.mimpc.closed_loop import apply_first_move
+
+    request = gen.MIQPRequest(family="mimpc-robot", n_train=6, n_valid=0, n_test=4, seed=5, geometry="authors",
+                              sampling="closed-loop", collect_steps=5)
+    settings = MIQPCertifierSettings(time_limit=120)
+    real, calls = gen.certify_miqp, {"n": 0, "stop": None}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "certify_miqp", counted)
+    ds = InstanceSet.open(gen.generate_miqp(request, tmp_path / "a.h5", settings))
+    fresh_solves = calls["n"]
+    s = ds.structure
+    assert mimpc.geometry_of(s) == "authors"
+    for split in ("train", "test"):
+        part = ds.split(split)
+        draws = part.labels["draw"]
+        episode, step = draws // gen.EPISODE_STRIDE, draws % gen.EPISODE_STRIDE
+        assert np.all(step < 5)
+        starts = gen.draws_for(request, ("train", "valid", "test").index(split))
+        theta, x = part.params["theta"], part.labels["x"]
+        for i in range(len(part)):
+            if step[i] == 0:
+                np.testing.assert_array_equal(theta[i], starts[episode[i]])
+            else:
+                assert episode[i - 1] == episode[i] and step[i - 1] == step[i] - 1
+                moved = apply_first_move("mimpc-robot", s, theta[i - 1], x[i - 1])
+                np.testing.assert_allclose(theta[i, :4], moved.next_state, atol=1e-12)
+                np.testing.assert_array_equal(theta[i, 4:], theta[i - 1, 4:])
+    # no episode is shared by two splits: the train and test starts are different streams
+    assert not set(map(tuple, ds.split("train").params["theta"])) & set(map(tuple, ds.split("test").params["theta"]))
+    # interrupted in its second episode, then resumed: the first episode's 5 journaled states are not
+    # solved again, and the file is the same
+    calls.update(n=0, stop=8)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate_miqp(request, tmp_path / "b.h5", settings)
+    assert '"kind": "collect"' in (tmp_path / "b.h5.partial.jsonl").read_text()
+    calls.update(n=0, stop=None)
+    again = InstanceSet.open(gen.generate_miqp(request, tmp_path / "b.h5", settings))
+    assert calls["n"] == fresh_solves - 5
+    np.testing.assert_array_equal(again.params["theta"], ds.params["theta"])
+    np.testing.assert_allclose(again.labels["objective"], ds.labels["objective"], rtol=1e-9)
+
+
+def test_closed_loop_sampling_is_the_robots():
+    with pytest.raises(UsageError, match="closed-loop sampling"):
+        gen.MIQPRequest(family="mimpc-tank", n_train=1, n_valid=0, n_test=0, seed=0, sampling="closed-loop")
+    with pytest.raises(UsageError, match="sampling must be"):
+        gen.MIQPRequest(family="mimpc-robot", n_train=1, n_valid=0, n_test=0, seed=0, sampling="random")

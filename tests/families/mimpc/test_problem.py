@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from bilevelbench.errors import UsageError
 from bilevelbench.families.mimpc import problem as mimpc
 from bilevelbench.families.mimpc.certify import MIQPCertifierSettings, certify_miqp
 from bilevelbench.families.mimpc.miqp import objective, row_residual, solve_fixed_integers
@@ -99,3 +100,42 @@ def test_samplers_respect_free_space_and_bounds():
     tank = mimpc.tank_sample(rng, 200)
     assert tank.shape == (200, 42) and np.all(tank[:, :2] >= 0) and np.all(tank[:, :2] <= [8.4, 3.6])
     assert np.all(tank[:, 2::2] >= 0) and np.all(tank[:, 2::2] <= 7) and np.all(tank[:, 3::2] >= 0)
+
+
+def test_authors_geometry_two_bit_code_enforces_exactly_the_chosen_side():
+    """The authors' robot: their half-sizes and box, and for each value of the two bits exactly one side of
+    the obstacle binds (the other three rows are relaxed by at least the big-M)."""
+    cfg = mimpc.AUTHORS_ROBOT
+    assert cfg.obstacle_half_sizes == ((0.2, 0.25), (0.25, 0.2), (0.2, 0.25)) and cfg.box_hi == (2.0, 0.5)
+    s = mimpc.robot_structure(mimpc.RobotConfig(horizon=1, box_hi=cfg.box_hi,
+                                                obstacle_half_sizes=cfg.obstacle_half_sizes, side_binaries=2))
+    assert (s.n, s.n_integer) == (2 + 6, 6) and s.integer_only_classes == ()
+    theta = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])      # at the centre of obstacle 0, at rest
+    obstacle = s.row_class == s.class_names.index("obstacle")
+    reach = np.array([0.2, 0.25, 0.2, 0.25]) + cfg.d_min
+    for (bit_b, bit_c), side in (((0, 0), 0), ((1, 0), 1), ((0, 1), 2), ((1, 1), 3)):
+        x = np.zeros(8)
+        x[2:4] = [bit_b, bit_c]                              # obstacle 0's bits at step 1
+        res = row_residual(s, x, theta)[0][obstacle][:4]     # its four side rows
+        assert res[side] == pytest.approx(reach[side])       # enforced: the robot is reach inside
+        others = np.delete(res, side)
+        assert np.all(others <= reach.max() - cfg.big_m + 1e-9)
+    assert mimpc.geometry_of(mimpc.structure_for("mimpc-robot", "authors")) == "authors"
+    assert mimpc.geometry_of(mimpc.structure_for("mimpc-robot")) == "issue"
+    with pytest.raises(UsageError, match="geometry"):
+        mimpc.structure_for("mimpc-tank", "authors")
+    with pytest.raises(UsageError, match="unknown robot geometry"):
+        mimpc.robot_config("paper")
+
+
+def test_authors_episode_starts():
+    cfg = mimpc.AUTHORS_ROBOT
+    starts = mimpc.robot_episode_starts(np.random.default_rng(1), 300)
+    centres, half = np.array(cfg.obstacle_centres), np.array(cfg.obstacle_half_sizes)
+    margin = cfg.d_min + 0.1
+    for pts in (starts[:, :2], starts[:, 4:]):
+        assert not np.all(np.abs(pts[:, None] - centres) < half + margin, axis=2).any()
+        assert np.all(pts >= np.array(cfg.box_lo)) and np.all(pts <= np.array(cfg.box_hi))
+    assert np.all(starts[:, 2:4] == 0.0)                                    # at rest
+    assert np.all(np.linalg.norm(starts[:, :2] - starts[:, 4:], axis=1) > 2 * margin)
+    np.testing.assert_array_equal(starts[:, 4:], np.round(starts[:, 4:], 2))

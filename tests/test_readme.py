@@ -27,3 +27,18 @@ def test_readme_comparison_table_is_the_committed_records():
     assert module.HEADER in readme
     for row in module.rows(ROOT):
         assert row in readme, f"README lacks: {row}"
+
+
+def test_baselines_doc_miqp_table_is_the_committed_records():
+    """The MI-MPC comparison with Le, Xie and Mangharam's figures in docs/baselines.md is printed from the records."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("miqp_paper_table", ROOT / "leaderboards" / "miqp_paper_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (ROOT / "docs" / "baselines.md").read_text()
+    assert module.HEADER in doc
+    rows = module.rows(ROOT)
+    assert any("mimpc-tank | hybrid (as published)" in row for row in rows)
+    for row in rows:
+        assert row in doc, f"docs/baselines.md lacks: {row}"

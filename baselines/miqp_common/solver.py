@@ -51,6 +51,8 @@ class MIQPBaseline(_Base):
 
     method = "hybrid"
     weights_dir = Path(__file__).resolve().parent
+    #: False: the paper's method as published, the network's integers as they are (no test-time repair).
+    repairs = True
 
     def skip(self, spec):
         return (spec.family not in FAMILIES, f"trained for {', '.join(FAMILIES)} only, not {spec.family!r}")
@@ -59,9 +61,9 @@ class MIQPBaseline(_Base):
         path = find_weights(spec.structure.digest(), Path(self.weights_dir), self.method)
         self.model, meta = load_model(path, spec.structure)
         #: Test-time repair budget chosen on the valid split by the training command (0: none).
-        self.repair = int(meta.get("repair", 0))
+        self.repair = int(meta.get("repair", 0)) if self.repairs else 0
         #: Whether the step moves are tried too (also chosen on valid; absent in older weight files).
-        self.moves = bool(meta.get("moves", False))
+        self.moves = bool(meta.get("moves", False)) and self.repairs
         self.version = (f"1 ({path.name}, seed {meta['seed']}, epoch {meta['selected_epoch']}, "
                         f"repair {self.repair}{', moves' if self.moves else ''})")
 

@@ -101,7 +101,7 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N train instances (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"weights file (default baselines/miqp_{method}/weights/<family>.pt)")
+                        help=f"weights file (default baselines/miqp_{method}/weights/<data set name>.pt)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -140,7 +140,7 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
     theta_va = np.asarray(valid.params["theta"], float)
     f_va = np.where(_status(valid) == CERTIFIED, np.asarray(valid.labels["objective"], float), np.nan)
     name = str(ds.meta.get("name") or family)
-    out = args.out or weights_dir / f"{family}.pt"
+    out = args.out or weights_dir / f"{name}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 

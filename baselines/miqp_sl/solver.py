@@ -16,3 +16,11 @@ class Solver(MIQPBaseline):
     description = "Le, Xie and Mangharam (L4DC 2026), supervised: integers fitted to the certified labels; 4x128 MLP, relaxed QP for the continuous part"
     method = "sl"
     weights_dir = Path(__file__).resolve().parent / "weights"
+
+
+class PaperSolver(Solver):
+    """The same weights without the test-time repair: the method as the paper publishes it."""
+
+    name = "miqp-sl-paper"
+    description = Solver.description + "; no test-time repair (as published)"
+    repairs = False

@@ -74,6 +74,12 @@ def test_train_then_solve(method, tank_set, tmp_path):
     # a repair never loses feasibility: it changes only infeasible rows, and only to a feasible candidate
     theta = test.params["theta"]
     plain_x = solver.model.predict(theta, repair=0)
+    # the paper's method as published: the same weights, no repair
+    paper = load_solver(f"baselines/miqp_{method}/solver.py:PaperSolver")
+    paper.weights_dir = weights
+    paper.setup(spec, ds.split("train"))
+    assert paper.name == f"miqp-{method}-paper" and (paper.repair, paper.moves) == (0, False)
+    np.testing.assert_array_equal(np.asarray(paper.solve({"theta": theta}).y), plain_x)
     plain = miqp_metrics(s, theta, plain_x)
     for repair, moves in ((16, False), (0, True)):
         fixed_x = solver.model.predict(theta, repair=repair, moves=moves)

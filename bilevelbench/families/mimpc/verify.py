@@ -86,7 +86,11 @@ def oracle_checker(ds) -> LabelCheck:
             raise OracleUnavailableError(f"{ds.family} labels certified by SCIP are re-solved by Gurobi, which cannot "
                                          f"run here ({exc}); without --oracle, verify re-checks every label with "
                                          "HiGHS") from None
-    settings = MIQPCertifierSettings(time_limit=float(ds.meta.get("certifier_settings", {}).get("time_limit", 600)))
+    recorded = ds.meta.get("certifier_settings", {})
+    gap = float(recorded.get("gap", MIQPCertifierSettings.gap))
+    # the oracle's solver stops at a tenth of the gap its certificate must prove (module docstring of certify)
+    settings = MIQPCertifierSettings(time_limit=float(recorded.get("time_limit", 600)), gap=gap,
+                                     solver_gap=gap / 10)
     params = ds.params
 
     def check(pos: int, status: str) -> list[str]:

@@ -69,6 +69,18 @@ def test_backend_choice_and_settings_validation():
         MIQPCertifierSettings(gap=0.5)
 
 
+def test_solver_stop_gap_is_separate_from_the_certified_gap():
+    """The solver may be asked for a tighter gap than the certificate checks (the oracle asks for a tenth); files
+    and journals written without the field keep their settings dictionary."""
+    plain = MIQPCertifierSettings()
+    assert plain.stop_gap == plain.gap and "solver_gap" not in plain.as_dict()
+    tight = MIQPCertifierSettings(solver_gap=1e-7)
+    assert tight.stop_gap == 1e-7 and tight.as_dict()["solver_gap"] == 1e-7
+    theta = mimpc.tank_sample(np.random.default_rng(4), 1)[0]
+    label = certify_miqp(TANK, theta, MIQPCertifierSettings(backend="scip", time_limit=120, solver_gap=1e-8))
+    assert label.status == "certified_optimal" and label.checks["rel_gap"] <= 1e-6
+
+
 def test_label_json_round_trip_keeps_every_bit():
     theta = mimpc.tank_sample(np.random.default_rng(1), 1)[0]
     label = certify_miqp(TANK, theta, MIQPCertifierSettings(time_limit=120))

@@ -306,45 +306,57 @@ def generate_miqp(request: MIQPRequest, out: Path | str, settings: MIQPCertifier
     return out
 
 
-def _label_splits(request, s, settings, backend, workers, journal, progress, scheduler=None
-                  ) -> dict[str, list[tuple[int, int]]]:
-    """Certify draws split by split until each holds its count; returns ``split -> [(k, draw)]`` per group."""
+def _fill_splits(request: MIQPRequest, progress, fill) -> dict[str, list[tuple[int, int]]]:
+    """Run ``fill(k, split, want, limit, place)`` for every split with a count; ``place(k, draw, label)`` files one
+    label (infeasible ones into the ``infeasible`` split) and returns whether it counts (certified optimal).
+    Returns ``split -> [(k, draw)]``."""
     chosen: dict[str, list[tuple[int, int]]] = {name: [] for name in (*SPLITS, INFEASIBLE_SPLIT)}
-    total = sum(request.split_counts().values())
-    bar = progress(total) if progress else None
+    bar = progress(sum(request.split_counts().values())) if progress else None
+
+    def place(k: int, draw: int, label: MIQPLabel) -> bool:
+        if label.status == "infeasible":
+            chosen[INFEASIBLE_SPLIT].append((k, draw))
+            return False
+        chosen[SPLITS[k]].append((k, draw))
+        if label.status != "certified_optimal":
+            return False
+        if bar is not None:
+            bar.update(1)
+        return True
+
     try:
         for k, split in enumerate(SPLITS):
             want = request.split_counts()[split]
-            if want == 0:
-                continue
-            limit = max_draws(request, k)
-            thetas = draws_for(request, k)
-            certified, draw = 0, 0
-            while certified < want:
-                if draw >= limit:
-                    raise UsageError(f"{split}: only {certified} of {want} draws certified within {limit} "
-                                     "draws; the family's sampler yields too many infeasible or failed instances")
-                batch = list(range(draw, min(limit, draw + max(2 * workers, min(want - certified, 200)))))
-                todo = [(split, i, thetas[i]) for i in batch if (split, i) not in journal.done]
-                _run_pool(_label_task, todo, workers, request.family, settings, backend,
-                          lambda r: journal.add(r[0], r[1], r[2]), scheduler, request.geometry)
-                for i in batch:
-                    if certified >= want:
-                        break
-                    label = journal.done[(split, i)]
-                    if label.status == "infeasible":
-                        chosen[INFEASIBLE_SPLIT].append((k, i))
-                    else:
-                        chosen[split].append((k, i))
-                        if label.status == "certified_optimal":
-                            certified += 1
-                            if bar is not None:
-                                bar.update(1)
-                draw = batch[-1] + 1
+            if want:
+                fill(k, split, want, max_draws(request, k), place)
     finally:
         if bar is not None:
             bar.close()
     return chosen
+
+
+def _label_splits(request, s, settings, backend, workers, journal, progress, scheduler=None
+                  ) -> dict[str, list[tuple[int, int]]]:
+    """Certify draws split by split until each holds its count; returns ``split -> [(k, draw)]`` per group."""
+
+    def fill(k, split, want, limit, place):
+        thetas = draws_for(request, k)
+        certified, draw = 0, 0
+        while certified < want:
+            if draw >= limit:
+                raise UsageError(f"{split}: only {certified} of {want} draws certified within {limit} "
+                                 "draws; the family's sampler yields too many infeasible or failed instances")
+            batch = list(range(draw, min(limit, draw + max(2 * workers, min(want - certified, 200)))))
+            todo = [(split, i, thetas[i]) for i in batch if (split, i) not in journal.done]
+            _run_pool(_label_task, todo, workers, request.family, settings, backend,
+                      lambda r: journal.add(r[0], r[1], r[2]), scheduler, request.geometry)
+            for i in batch:
+                if certified >= want:
+                    break
+                certified += place(k, i, journal.done[(split, i)])
+            draw = batch[-1] + 1
+
+    return _fill_splits(request, progress, fill)
 
 
 def _collect_splits(request, s, settings, backend, workers, journal, progress, scheduler=None
@@ -352,45 +364,26 @@ def _collect_splits(request, s, settings, backend, workers, journal, progress, s
     """Closed-loop sampling: run collection episodes split by split (each from the split's own starts, in
     order) and take their states in order until the split holds its count (the last episode is cut there).
     An episode's states stay in one split, so no split sees another's trajectories."""
-    chosen: dict[str, list[tuple[int, int]]] = {name: [] for name in (*SPLITS, INFEASIBLE_SPLIT)}
-    total = sum(request.split_counts().values())
-    bar = progress(total) if progress else None
-    try:
-        for k, split in enumerate(SPLITS):
-            want = request.split_counts()[split]
-            if want == 0:
-                continue
-            limit = max_draws(request, k)
-            starts = draws_for(request, k)
-            certified, episode = 0, 0
-            while certified < want:
-                if episode >= limit:
-                    raise UsageError(f"{split}: only {certified} of {want} states certified within {limit} "
-                                     "collection episodes")
-                batch = list(range(episode, min(limit, episode + 2 * workers)))
-                todo = [(split, e, starts[e], request.collect_steps) for e in batch
-                        if (split, e) not in journal.collected]
-                _run_pool(_collect_task, todo, workers, request.family, settings, backend,
-                          lambda r: journal.add_collected(*r), scheduler, request.geometry)
-                for e in batch:
-                    t = 0
-                    while certified < want and (split, e * EPISODE_STRIDE + t) in journal.done:
-                        draw = e * EPISODE_STRIDE + t
-                        label = journal.done[(split, draw)]
-                        if label.status == "infeasible":
-                            chosen[INFEASIBLE_SPLIT].append((k, draw))
-                        else:
-                            chosen[split].append((k, draw))
-                            if label.status == "certified_optimal":
-                                certified += 1
-                                if bar is not None:
-                                    bar.update(1)
-                        t += 1
-                episode = batch[-1] + 1
-    finally:
-        if bar is not None:
-            bar.close()
-    return chosen
+
+    def fill(k, split, want, limit, place):
+        starts = draws_for(request, k)
+        certified, episode = 0, 0
+        while certified < want:
+            if episode >= limit:
+                raise UsageError(f"{split}: only {certified} of {want} states certified within {limit} "
+                                 "collection episodes")
+            batch = list(range(episode, min(limit, episode + 2 * workers)))
+            todo = [(split, e, starts[e], request.collect_steps) for e in batch if (split, e) not in journal.collected]
+            _run_pool(_collect_task, todo, workers, request.family, settings, backend,
+                      lambda r: journal.add_collected(*r), scheduler, request.geometry)
+            for e in batch:
+                t = 0
+                while certified < want and (split, e * EPISODE_STRIDE + t) in journal.done:
+                    certified += place(k, e * EPISODE_STRIDE + t, journal.done[(split, e * EPISODE_STRIDE + t)])
+                    t += 1
+            episode = batch[-1] + 1
+
+    return _fill_splits(request, progress, fill)
 
 
 def _episode_starts(request, journal, chosen) -> list[tuple[int, int]]:

@@ -95,6 +95,16 @@ class MIQPRequest(SplitRequest):
                              f"{self.family} draws its instances independently")
         if self.collect_steps < 1:
             raise UsageError(f"collect_steps must be >= 1, got {self.collect_steps}")
+
+    def recorded(self) -> dict:
+        """The request as files and journals record it. The default geometry and independent sampling are left
+        out, so files of the default robot and of the tank keep the content they had before these options."""
+        out = asdict(self)
+        if self.geometry == "issue":
+            del out["geometry"]
+        if self.sampling == "independent":
+            del out["sampling"], out["collect_steps"]
+        return out
         for name in ("closed_loop_episodes", "closed_loop_steps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -277,7 +287,7 @@ def _run_pool(func, tasks, workers, family, settings, backend, on_result, schedu
 
 # -- main entry ------------------------------------------------------------------------------
 def _request_key(request: MIQPRequest, settings: MIQPCertifierSettings, backend: str) -> str:
-    blob = json.dumps({"request": asdict(request), "settings": settings.as_dict(), "backend": backend,
+    blob = json.dumps({"request": request.recorded(), "settings": settings.as_dict(), "backend": backend,
                        "generator": mimpc.GENERATOR_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -454,7 +464,7 @@ def _assemble(request, s, settings, backend, chosen, journal, episodes, name, sp
         certifier_settings={**settings.as_dict(), "backend_used": backend},
         backend_versions={backend: backend_version(backend), "highs (checks)": highs_version()},
         paper_convention={"paper": mimpc.PAPER, "gap_offset": mimpc.PAPER_GAP_OFFSET},
-        sampling={**asdict(request), "sampler": _sampler_text(request)},
+        sampling={**request.recorded(), "sampler": _sampler_text(request)},
         miqp={"class_names": list(s.class_names), "decision_names": list(s.decision_names),
               "integer_only_classes": list(s.integer_only_classes),
               "extra": {k: np.asarray(v).tolist() for k, v in s.extra.items()}})

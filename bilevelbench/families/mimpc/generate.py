@@ -95,6 +95,14 @@ class MIQPRequest(SplitRequest):
                              f"{self.family} draws its instances independently")
         if self.collect_steps < 1:
             raise UsageError(f"collect_steps must be >= 1, got {self.collect_steps}")
+        for name in ("closed_loop_episodes", "closed_loop_steps"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.closed_loop_episodes > self.n_test:
+            raise UsageError(f"closed_loop_episodes ({self.closed_loop_episodes}) cannot exceed n_test "
+                             f"({self.n_test})")
+        if self.closed_loop_episodes and self.closed_loop_steps < 1:
+            raise UsageError("closed_loop_steps must be >= 1 when closed_loop_episodes > 0")
 
     def recorded(self) -> dict:
         """The request as files and journals record it. The default geometry and independent sampling are left
@@ -105,14 +113,6 @@ class MIQPRequest(SplitRequest):
         if self.sampling == "independent":
             del out["sampling"], out["collect_steps"]
         return out
-        for name in ("closed_loop_episodes", "closed_loop_steps"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.closed_loop_episodes > self.n_test:
-            raise UsageError(f"closed_loop_episodes ({self.closed_loop_episodes}) cannot exceed n_test "
-                             f"({self.n_test})")
-        if self.closed_loop_episodes and self.closed_loop_steps < 1:
-            raise UsageError("closed_loop_steps must be >= 1 when closed_loop_episodes > 0")
 
 
 def max_draws(request: MIQPRequest, split_k: int) -> int:

@@ -387,10 +387,10 @@ def _collect_splits(request, s, settings, backend, workers, journal, progress, s
             _run_pool(_collect_task, todo, workers, request.family, settings, backend,
                       lambda r: journal.add_collected(*r), scheduler, request.geometry)
             for e in batch:
-                t = 0
-                while certified < want and (split, e * EPISODE_STRIDE + t) in journal.done:
-                    certified += place(k, e * EPISODE_STRIDE + t, journal.done[(split, e * EPISODE_STRIDE + t)])
-                    t += 1
+                draw = e * EPISODE_STRIDE                 # the episode's states, in order, while it has them
+                while certified < want and (split, draw) in journal.done:
+                    certified += place(k, draw, journal.done[(split, draw)])
+                    draw += 1
             episode = batch[-1] + 1
 
     return _fill_splits(request, progress, fill)

@@ -320,14 +320,23 @@ def _restart(model, x0: np.ndarray, y0: np.ndarray) -> None:
     model.warm_start(x=x0, y=y0)
 
 
+def primal_check(F: np.ndarray, q: np.ndarray, b: np.ndarray, z: np.ndarray, tol: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(feasible, slack, scale)`` per row: primal feasibility of ``F z <= b`` row by row, relative to each row's
+    own bound (scoring counts 1e-6 violations), the slacks ``b - F z``, and the scale ``1 + max(|q|, |b|)`` the
+    dual conditions are checked against."""
+    scale = 1.0 + np.maximum(np.abs(q).max(1), np.abs(b).max(1))
+    with np.errstate(invalid="ignore"):
+        slack = b - z @ F.T
+        feasible = np.isfinite(z).all(1) & np.all(slack >= -tol * (1.0 + np.abs(b)), axis=1)
+    return feasible, slack, scale
+
+
 def kkt_ok(H: np.ndarray, F: np.ndarray, q: np.ndarray, b: np.ndarray, z: np.ndarray, tol: float) -> np.ndarray:
     """Rows where ``z`` is primal feasible and some nonnegative multipliers on its tight rows make it stationary
     (non-negative least squares would be exact; the multipliers of the tight rows by least squares, checked for
     sign, are enough for the nondegenerate rows OSQP's polish returns)."""
-    scale = 1.0 + np.maximum(np.abs(q).max(1), np.abs(b).max(1))
-    slack = b - z @ F.T
-    # primal feasibility row by row, relative to the row's own bound (scoring counts 1e-6 violations)
-    ok = np.isfinite(z).all(1) & np.all(slack >= -tol * (1.0 + np.abs(b)), axis=1)
+    ok, slack, scale = primal_check(F, q, b, z, tol)
     grad = z @ H + q
     for i in np.flatnonzero(ok):
         tight = slack[i] <= tol * scale[i]
@@ -390,13 +399,11 @@ class HardQPOracle:
         z = np.concatenate([x, np.zeros((B, n_s))], 1)
         lam_s = self.rho - lam[:, :m] @ self.E                            # stationarity in s at s = 0
         full = np.concatenate([lam[:, :m], lam_s, lam[:, m:]], 1)           # multipliers of the rows of F
-        scale = 1.0 + np.maximum(np.abs(q).max(1), np.abs(b).max(1))
+        feasible, slack, scale = primal_check(self.F, q, b, z, self.tol)
         tol = self.tol * scale
         with np.errstate(invalid="ignore"):
-            slack = b - z @ self.F.T
             stationarity = np.abs(z @ self.H + q + full @ self.F).max(1)
-            found = (solved & (stationarity <= tol) & (full.min(1) >= -tol)
-                     & np.all(slack >= -self.tol * (1.0 + np.abs(b)), axis=1)
+            found = (solved & feasible & (stationarity <= tol) & (full.min(1) >= -tol)
                      & (np.abs(full * slack).max(1) <= tol))
         active = (full > 0) & found[:, None]
         active[:, m: m + n_s] = found[:, None]              # s >= 0 holds with equality

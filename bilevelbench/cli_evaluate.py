@@ -93,6 +93,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact-instances", type=int, default=20, metavar="K",
                    help="instances on which the exact solver is timed for speedup_vs_exact; 0 skips (default 20)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N instances")
+    p.add_argument("--latency-instances", type=int, default=None, metavar="K",
+                   help="time batch-size-1 solves on the first K instances only; the batched pass answers the "
+                        "others (for a swarm or a search per instance on a large split; default: all)")
     p.add_argument("--setup-timeout", type=float, default=Limits.setup_timeout, metavar="S",
                    help=f"seconds for import + skip + setup (default {Limits.setup_timeout:g})")
     p.add_argument("--solve-timeout", type=float, default=Limits.solve_timeout, metavar="S",
@@ -117,7 +120,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     for name in ("warmup", "batch_size", "exact_instances", "memory_mb"):
         _positive("--" + name.replace("_", "-"), getattr(args, name), allow_zero=True)
-    for name in ("threads", "limit", "setup_timeout", "solve_timeout", "closed_loop", "episodes"):
+    for name in ("threads", "limit", "setup_timeout", "solve_timeout", "closed_loop", "episodes",
+                 "latency_instances"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     _check_out(args.out, args.overwrite)
     if args.closed_loop is not None:
@@ -125,7 +129,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.episodes is not None:
         raise UsageError("--episodes applies to --closed-loop runs only")
     protocol = Protocol(warmup=args.warmup, batch_size=args.batch_size, threads=args.threads,
-                        exact_instances=args.exact_instances, limit=args.limit)
+                        exact_instances=args.exact_instances, limit=args.limit,
+                        latency_instances=args.latency_instances)
     limits = Limits(setup_timeout=args.setup_timeout, solve_timeout=args.solve_timeout, memory_mb=args.memory_mb)
     n = len(InstanceSet.open(args.dataset).split(args.split))
     n = n if args.limit is None else min(n, args.limit)

@@ -28,7 +28,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,17 +85,37 @@ class CCDNet(nn.Module):
         return torch.relu(out)
 
 
-class CCDProblem:
-    """Coupling violation, cost and projection of one family, with the method's (fast) follower."""
+#: The two-tank method's follower: stationarity tolerance, and Newton steps allowed from a warm start.
+METHOD_TOL = 1e-8
+WARM_ITERATIONS = 15
 
-    def __init__(self, family: str, structure) -> None:
-        self.family, self.s = family, structure
+
+class CCDProblem:
+    """Coupling violation, cost and projection of one family, with the method's (fast) follower.
+
+    The method's follower is warm-started: :meth:`response` takes the controls of the previous solve for the
+    same rows (``u0``; zeros, the authors' start, when there are none) and returns the new ones. The two-tank
+    layer uses the closed-form Hessian (:func:`bilevelbench.families.ccd.twotank.exact_hessian`).
+    """
+
+    def __init__(self, family: str, structure, cold_starts: str = "authors") -> None:
+        if cold_starts not in ("authors", "family"):
+            raise ValueError(f"cold_starts must be 'authors' or 'family', not {cold_starts!r}")
+        self.family, self.s, self.cold_starts = family, structure, cold_starts
         if family == ccd_twotank.FAMILY:
-            self.fast = replace(structure, starts=np.asarray(structure.starts)[:1])
+            self.n_controls = 2 * structure.steps
+            # The method's follower: stationarity 1e-8 (the evaluator's is 1e-9), and at most WARM_ITERATIONS
+            # projected Newton steps from a warm start; rows that chatter at an empty tank would otherwise keep
+            # every batch at 50 iterations.
+            self.cold = replace(structure, follower_tol=METHOD_TOL,
+                                starts=np.asarray(structure.starts)[:1] if cold_starts == "authors"
+                                else np.asarray(structure.starts))
+            self.warm = replace(structure, follower_tol=METHOD_TOL, follower_max_iter=WARM_ITERATIONS)
         else:
             from bilevelbench.families.ccd.layers import HVACLayer
 
             self.layer = HVACLayer(structure)
+            self.n_controls = structure.horizon * 2
 
     def project(self, y: torch.Tensor) -> torch.Tensor:
         if self.family == ccd_twotank.FAMILY:
@@ -104,16 +124,35 @@ class CCDProblem:
             return torch.minimum(torch.maximum(y, lo), hi)
         return torch.relu(y)
 
-    def violation_sq(self, y: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(||coupling||^2 per row, converged per row)``, differentiable in ``y``."""
-        from bilevelbench.families.ccd.layers import twotank_final_state
+    def cold_start(self, n: int) -> torch.Tensor:
+        """Zero controls for ``n`` rows (the authors' single follower start)."""
+        return torch.zeros(n, self.n_controls, dtype=torch.float64)
+
+    def response(self, y: torch.Tensor, params, u0: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(||coupling||^2 per row (differentiable in y), converged per row, follower controls)``."""
+        from bilevelbench.families.ccd.layers import twotank_response
 
         if self.family == ccd_twotank.FAMILY:
             p = params[0]
-            x_final, conv = twotank_final_state(self.fast, y, p)
-            return ((x_final - p) ** 2).sum(1), conv
-        slack, conv = self.layer.slacks(y, *params)
-        return (slack ** 2).sum(1), conv
+            if u0 is None and self.cold_starts == "family":
+                res = twotank_response(self.cold, y, p, hessian="closed-form")
+            else:
+                s = self.cold if u0 is None else self.warm
+                u0 = self.cold_start(y.shape[0]) if u0 is None else u0
+                res = twotank_response(s, y, p, u0=u0, hessian="closed-form")
+            # Where the follower missed its tolerance the implicit Newton step is not trustworthy (a nearly
+            # singular Hessian sends it far away): those rows use x_T at the follower's controls held fixed.
+            held = ccd_twotank.rollout(self.s, res.u.view(-1, self.s.steps, 2), y)[:, -1]
+            x_final = torch.where(res.converged.unsqueeze(1), res.x_final, held)
+            return ((x_final - p) ** 2).sum(1), res.converged, res.u
+        res = self.layer.response(y, *params, u0=u0)
+        return (res.slack ** 2).sum(1), res.converged, res.u
+
+    def violation_sq(self, y: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(||coupling||^2 per row, converged per row)`` from the cold start."""
+        v, conv, _ = self.response(y, params)
+        return v, conv
 
     def tensors(self, params: dict[str, np.ndarray]) -> tuple:
         if self.family == ccd_twotank.FAMILY:
@@ -121,82 +160,179 @@ class CCDProblem:
         return ccd_hvac.as_tensors(params)
 
 
-def correct(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gamma: float) -> torch.Tensor:
-    """``steps`` projected gradient steps on the squared coupling violation; increments are constants."""
+def correct(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gamma: float,
+            u0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``steps`` projected gradient steps on the squared coupling violation; increments are constants.
+
+    Each step's follower solve is warm-started from the previous one (from ``u0``, default zeros). Returns the
+    corrected design and the last follower controls (``u0`` when ``steps`` is 0).
+    """
     y = problem.project(y)
+    u = u0
     for _ in range(steps):
         probe = y.detach().requires_grad_(True)
         with torch.enable_grad():
-            v, _ = problem.violation_sq(probe, params)
+            v, _, u = problem.response(probe, params, u)
             (grad,) = torch.autograd.grad(v.sum(), probe)
         y = problem.project(y - gamma * grad)
-    return y
+    return y, u
 
 
 def _rows(params: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[idx] for k, v in params.items()}
 
 
-def train(dataset: Path, epochs: int, seed: int, out: Path, limit: int | None = None, lam: float | None = None
-          ) -> dict:
+#: Test-time correction counts tried on the valid split after training (the paper uses 10).
+TEST_STEP_GRID = (0, 1, 2, 3, 5, 10)
+
+
+@dataclass
+class TrainOptions:
+    """Everything that defines a training run besides the data set (defaults: the paper's, from SETTINGS)."""
+
+    epochs: int = 3
+    seed: int = 0
+    limit: int | None = None
+    lam: float | None = None
+    train_steps: int | None = None
+    lr: float | None = None
+    batch: int | None = None
+    #: Stop when the valid objective has not improved by ``min_delta`` (relative) for this many epochs; the
+    #: learning rate is divided by 3 after half as many. None: run all epochs at a constant rate (the paper's).
+    patience: int | None = None
+    min_delta: float = 2e-3
+    #: Valid rows scored per epoch (the evaluator's defined follower).
+    n_valid: int = 200
+    #: Choose the test-time correction count on valid from TEST_STEP_GRID (else the paper's 10).
+    choose_test_steps: bool = False
+    #: Keep rows whose follower missed its tolerance in the loss (their implicit gradient is approximate);
+    #: dropping them, as the first version did, hides exactly the designs where the tank runs dry.
+    keep_nonconverged: bool = False
+    #: Two-tank: the method's cold follower solve starts from the authors' u = 0 only ("authors") or from every
+    #: start of the family's defined response ("family", five times the cost, the response the evaluator scores).
+    cold_starts: str = "authors"
+
+
+def _checkpoint_path(out: Path) -> Path:
+    return out.with_suffix(".ckpt")
+
+
+def train(dataset: Path, epochs: int = 3, seed: int = 0, out: Path | None = None, limit: int | None = None,
+          lam: float | None = None, options: TrainOptions | None = None) -> dict:
     """Train on the ``train`` split's parameters; report the ``valid`` split's penalised objective per epoch.
 
-    ``lam`` replaces the paper's penalty weight (e.g. the family's scoring kappa)."""
+    ``lam`` replaces the paper's penalty weight (e.g. the family's scoring kappa). ``options`` (all other
+    settings, see :class:`TrainOptions`) overrides ``epochs``, ``seed``, ``limit`` and ``lam`` when given. Each
+    epoch writes a checkpoint next to ``out`` (``.ckpt``); a run with the same arguments resumes from it.
+    """
     from bilevelbench.families.ccd.generate import evaluate
 
-    torch.manual_seed(seed)
+    opts = options or TrainOptions(epochs=epochs, seed=seed, limit=limit, lam=lam)
+    if out is None:
+        raise ValueError("train needs an output path")
+    torch.manual_seed(opts.seed)
     ds = InstanceSet.open(dataset)
     family, s = ds.family, ds.structure
     cfg = dict(SETTINGS[family])
-    if lam is not None:
-        cfg["lam"] = float(lam)
+    for key in ("lam", "train_steps", "lr", "batch"):
+        if getattr(opts, key) is not None:
+            cfg[key] = type(cfg[key])(getattr(opts, key))
     train_params = ds.split("train").params
-    if limit:
-        train_params = _rows(train_params, np.arange(min(limit, len(ds.split("train")))))
+    if opts.limit:
+        train_params = _rows(train_params, np.arange(min(opts.limit, len(ds.split("train")))))
     valid = ds.split("valid").params
-    valid = _rows(valid, np.arange(min(200, next(iter(valid.values())).shape[0])))
-    problem = CCDProblem(family, s)
+    valid = _rows(valid, np.arange(min(opts.n_valid, next(iter(valid.values())).shape[0])))
+    problem = CCDProblem(family, s, opts.cold_starts)
     n_in = features(family, _rows(train_params, np.arange(2))).shape[1]
     lo = np.asarray(s.design_lo) if family == ccd_twotank.FAMILY else None
     hi = np.asarray(s.design_hi) if family == ccd_twotank.FAMILY else None
     net = CCDNet(family, n_in, s.design_dim, cfg["hidden"], lo, hi)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     n = next(iter(train_params.values())).shape[0]
-    rng = np.random.default_rng(seed)
-    history = []
+    warm = problem.cold_start(n)            # each train row's last follower controls (warm starts across epochs)
+    seen = torch.zeros(n, dtype=torch.bool)  # rows solved before (else: a cold solve)
+    history: list[dict] = []
+    best_state, best_value, since_best = None, float("inf"), 0
     nonconverged_total = 0
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
+    done_epochs, elapsed = 0, 0.0
+    ckpt = _checkpoint_path(out)
+    fingerprint = json.dumps({"dataset": file_sha256(dataset), **cfg, **asdict(opts)}, sort_keys=True, default=str)
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=True)
+        if state.get("fingerprint") == fingerprint:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            warm, seen = state["warm"], state["seen"]
+            history = json.loads(state["history"])
+            best_state, best_value = state.get("best_state"), float(state["best_value"])
+            since_best, nonconverged_total = int(state["since_best"]), int(state["nonconverged"])
+            done_epochs, elapsed = len(history), float(history[-1]["seconds"]) if history else 0.0
+            log.info("resuming from %s after epoch %d", ckpt, done_epochs)
+        else:
+            log.info("ignoring %s: it was written with other settings", ckpt)
+    t0 = time.perf_counter() - elapsed
+    for epoch in range(done_epochs, opts.epochs):
+        if opts.patience is not None and since_best >= opts.patience:
+            break
         net.train()
-        order = rng.permutation(n)
+        order = np.random.default_rng([opts.seed, epoch]).permutation(n)
         losses = []
         for start in range(0, n - cfg["batch"] + 1, cfg["batch"]):
             idx = order[start:start + cfg["batch"]]
             rows = _rows(train_params, idx)
             tens = problem.tensors(rows)
             y0 = net(features(family, rows))
-            y_corr = correct(problem, y0.detach(), tens, cfg["train_steps"], cfg["gamma"])
+            start_u = warm[idx] if bool(seen[idx].all()) else None
+            y_corr, u = correct(problem, y0.detach(), tens, cfg["train_steps"], cfg["gamma"], start_u)
             y = problem.project(y0 + (y_corr - y0).detach())        # the authors' constant correction increment
-            v, conv = problem.violation_sq(y, tens)
+            v, conv, u = problem.response(y, tens, u)
+            warm[idx] = u.detach()
+            seen[idx] = True
             nonconverged_total += int((~conv).sum())
-            keep = conv.to(y.dtype)
+            keep = (conv | opts.keep_nonconverged).to(y.dtype)
             loss = ((y.sum(1) + cfg["lam"] * v) * keep).sum() / keep.sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
-                  "nonconverged_rows": nonconverged_total}
+                  "nonconverged_rows": nonconverged_total, "lr": opt.param_groups[0]["lr"]}
         if next(iter(valid.values())).shape[0]:
             record.update(validate(net, problem, valid, cfg["test_steps"], cfg["gamma"], evaluate))
+            if opts.patience is not None:
+                network_only = validate(net, problem, valid, 0, cfg["gamma"], evaluate)["valid_objective"]
+                record["valid_objective_network_only"] = network_only
+                value = min(record["valid_objective"], network_only)
+                if value < best_value * (1.0 - opts.min_delta):
+                    best_value, since_best = value, 0
+                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+                else:
+                    since_best += 1
+                    if since_best == max(1, opts.patience // 2):
+                        for group in opt.param_groups:
+                            group["lr"] /= 3.0
         history.append(record)
         log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+        torch.save({"fingerprint": fingerprint, "net": net.state_dict(), "opt": opt.state_dict(), "warm": warm,
+                    "seen": seen, "history": json.dumps(history), "best_state": best_state, "best_value": best_value,
+                    "since_best": since_best, "nonconverged": nonconverged_total}, ckpt)
+    if best_state is not None:
+        net.load_state_dict(best_state)
     meta = {"family": family, "structure_hash": s.digest(), "dataset_sha256": file_sha256(dataset),
-            "dataset": Path(dataset).name, "seed": seed, "epochs": epochs, "limit": limit, **cfg, "n_in": n_in,
-            "history": history, "command": " ".join(sys.argv)}
+            "dataset": Path(dataset).name, "seed": opts.seed, "epochs": len(history), "limit": opts.limit, **cfg,
+            "n_in": n_in, "follower": "warm", "cold_starts": opts.cold_starts, "patience": opts.patience, "history": history,
+            "command": " ".join(sys.argv)}
+    if opts.choose_test_steps:
+        full_valid = ds.split("valid").params
+        sweep = {k: validate(net, problem, full_valid, k, cfg["gamma"], evaluate)["valid_objective"]
+                 for k in TEST_STEP_GRID}
+        meta["test_step_sweep"] = {str(k): v for k, v in sweep.items()}
+        meta["test_steps"] = min(sweep, key=lambda k: (sweep[k], k))
+        log.info("test-time corrections on all valid rows: %s; chosen %d", sweep, meta["test_steps"])
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"meta": meta, "state_dict": net.state_dict()}, out)
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    ckpt.unlink(missing_ok=True)
     return meta
 
 
@@ -206,27 +342,50 @@ def validate(net: CCDNet, problem: CCDProblem, params: dict[str, np.ndarray], st
     net.eval()
     with torch.no_grad():
         y0 = net(features(problem.family, params))
-    y = correct(problem, y0, problem.tensors(params), steps, gamma).detach().numpy()
-    scored = evaluate(problem.family, problem.s, y, params)
+    y, _ = correct(problem, y0, problem.tensors(params), steps, gamma)
+    scored = evaluate(problem.family, problem.s, y.detach().numpy(), params)
     return {"valid_objective": float(np.mean(scored["objective"])), "valid_cost": float(np.mean(scored["cost"])),
             "valid_violation": float(np.mean(scored["violation"]))}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train the L2O-with-correction model on a ccd data set.")
+    parser = argparse.ArgumentParser(
+        description="Train the L2O-with-correction model (Kotary et al., Algorithm 1) on a ccd data set. Without "
+                    "options: the paper's settings. Each epoch is checkpointed next to --out; rerunning the same "
+                    "command resumes.",
+        epilog="example (trained to convergence, the committed '-converged' weights): python -m "
+               "baselines.l2o_correction.ccd --dataset data/ccd-twotank.h5 --lam 100 --epochs 60 --patience 6 "
+               "--choose-test-steps --out baselines/l2o_correction/weights/ccd-twotank-converged.pt")
     parser.add_argument("--dataset", required=True, type=Path)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs (with --patience: at most)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N train instances only")
     parser.add_argument("--out", type=Path, default=None, help="weight file (default weights/NAME.pt)")
     parser.add_argument("--lam", type=float, default=None,
                         help="training penalty weight (default: the paper's, 10 two-tank / 100 HVAC)")
+    parser.add_argument("--train-steps", type=int, default=None, help="correction steps in training (paper: 5)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper: 1e-3)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default 128)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop when the valid objective has not improved by 0.2%% for this many epochs (the "
+                             "rate is divided by 3 half-way); keeps the best epoch's weights")
+    parser.add_argument("--choose-test-steps", action="store_true",
+                        help=f"pick the test-time correction count from {TEST_STEP_GRID} on the whole valid split")
+    parser.add_argument("--keep-nonconverged", action="store_true",
+                        help="keep rows whose follower missed its tolerance in the loss (default: drop them)")
+    parser.add_argument("--cold-starts", choices=("authors", "family"), default="authors",
+                        help="two-tank: the method's follower starts from u = 0 only (authors) or from the family's "
+                             "five starts, as the evaluator's defined response does (family)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     name = InstanceSet.open(args.dataset).meta.get("name") or args.dataset.stem
     out = args.out or HERE / "weights" / f"{name}.pt"
-    train(args.dataset, args.epochs, args.seed, out, args.limit, args.lam)
+    options = TrainOptions(epochs=args.epochs, seed=args.seed, limit=args.limit, lam=args.lam,
+                           train_steps=args.train_steps, lr=args.lr, batch=args.batch, patience=args.patience,
+                           choose_test_steps=args.choose_test_steps,
+                           keep_nonconverged=args.keep_nonconverged, cold_starts=args.cold_starts)
+    train(args.dataset, out=out, options=options)
     print(f"wrote {out}")
     return 0
 

@@ -83,7 +83,7 @@ class Solver(_Base):
                           np.asarray(s.design_lo) if twotank else None, np.asarray(s.design_hi) if twotank else None)
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
-        self.problem = CCDProblem(spec.family, s)
+        self.problem = CCDProblem(spec.family, s, str(meta.get("cold_starts", "authors")))
         self.steps, self.gamma = int(meta["test_steps"]), float(meta["gamma"])
         if self.test_steps is not None:
             self.steps = int(self.test_steps)
@@ -95,7 +95,7 @@ class Solver(_Base):
         rows = {k: np.asarray(v) for k, v in params.items()}
         with torch.no_grad():
             y0 = self.net(features(self.family, rows))
-        y = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma)
+        y, _ = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma)
         return Prediction(y=y.detach().numpy())
 
     def solve(self, params) -> Prediction:
@@ -123,3 +123,12 @@ class KappaMatched(Solver):
 
     name = "l2o-correction-kappa"
     weights_file = "{family}-kappa.pt"
+
+
+class Converged(Solver):
+    """The ccd networks trained to convergence: the family's scoring weight as the penalty (lambda = kappa),
+    warm-started followers, early stopping on the valid objective, and the test-time correction count chosen on
+    the valid split (``weights/{family}-converged.json`` records the command, curve and sweep)."""
+
+    name = "l2o-correction-converged"
+    weights_file = "{family}-converged.pt"

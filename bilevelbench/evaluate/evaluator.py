@@ -52,6 +52,10 @@ class Protocol:
         Instances on which the exact solver's latency is measured for the speedup (0 skips).
     limit : int or None
         Evaluate only the first ``limit`` instances of the split (for quick checks).
+    latency_instances : int or None
+        Time batch-size-1 solves on the first ``latency_instances`` instances only; the others are answered by
+        the batched pass alone (needs ``batch_size > 0``). For slow methods (a swarm or a search per instance)
+        on large splits. None: every instance (the default protocol).
     """
 
     warmup: int = 3
@@ -59,6 +63,13 @@ class Protocol:
     threads: int = 1
     exact_instances: int = 20
     limit: int | None = None
+    latency_instances: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency_instances is not None and self.batch_size <= 0:
+            raise UsageError("latency_instances needs the batched pass (batch_size > 0): the instances after the "
+                             f"first {self.latency_instances} are answered there, got batch_size "
+                             f"{self.batch_size}")
 
 
 def dataset_block(ds: InstanceSet, path: Path, split: str, n_instances: int, sha256: str) -> dict:
@@ -219,8 +230,13 @@ class SolverRun:
     run: SandboxRun
 
 
-def collect(run: SandboxRun, n: int, m: int, nz: int) -> SolverRun:
-    """Turn journal events into aligned predictions, validating everything the child wrote."""
+def collect(run: SandboxRun, n: int, m: int, nz: int, untimed_from: int | None = None) -> SolverRun:
+    """Turn journal events into aligned predictions, validating everything the child wrote.
+
+    Instances from ``untimed_from`` on had no batch-size-1 solve (``Protocol.latency_instances``): their answers
+    come from the batched pass (a failed batch leaves them unanswered, with the batch's error as the reason).
+    """
+    untimed_from = n if untimed_from is None else untimed_from
     y = np.full((n, m), np.nan)
     z_rows: dict[int, np.ndarray] = {}
     answered = np.zeros(n, bool)
@@ -252,12 +268,13 @@ def collect(run: SandboxRun, n: int, m: int, nz: int) -> SolverRun:
         for i, row in z_rows.items():
             z[i] = row
     stop = run.exit_reason()
-    for i in range(n):
-        if not answered[i] and i not in reasons:
-            reasons[i] = f"not answered: {stop}" if stop else "not answered"
     batched_s, batched_n, diffs = 0.0, 0, []
     for event in run.of("batch"):
         if "error" in event or not isinstance(event.get("seconds"), (int, float)):
+            lo, size = event.get("start"), event.get("size")
+            if "error" in event and isinstance(lo, int) and isinstance(size, int):
+                for i in range(max(lo, untimed_from), min(n, lo + size)):
+                    reasons.setdefault(i, str(event["error"])[:300])
             continue
         lo, size = event.get("start"), event.get("size")
         try:
@@ -270,6 +287,14 @@ def collect(run: SandboxRun, n: int, m: int, nz: int) -> SolverRun:
         ok = np.isfinite(ref).all(1) & np.isfinite(rows).all(1)
         if ok.any():
             diffs.append(float(np.max(np.abs(rows[ok] - ref[ok]))))
+        for j in range(size):                    # instances past the latency pass are answered here only
+            i = lo + j
+            if i >= untimed_from and not answered[i] and np.isfinite(rows[j]).all():
+                y[i], answered[i] = rows[j], True
+                reasons.pop(i, None)
+    for i in range(n):
+        if not answered[i] and i not in reasons:
+            reasons[i] = f"not answered: {stop}" if stop else "not answered"
     loaded = run.first("identity") or run.first("loaded") or {}
     identity = {key: str(loaded.get(key, ""))[:200] for key in ("name", "version", "description")}
     return SolverRun(y=y, z=z, answered=answered, reasons=reasons, latency_ms=latency, batched_seconds=batched_s,
@@ -293,13 +318,19 @@ def run_solver(redacted: Path, dataset_name: str, solver: str, split: str, proto
     config = WorkerConfig(solver=solver, dataset=str(redacted), dataset_name=dataset_name, split=split,
                           warmup=protocol.warmup,
                           batch_size=protocol.batch_size if batch_size is None else batch_size,
-                          threads=protocol.threads, limit=limit)
+                          threads=protocol.threads, limit=limit, latency_instances=protocol.latency_instances)
+    timed = n if protocol.latency_instances is None else min(n, protocol.latency_instances)
 
     def on_event(event: dict) -> None:
-        if progress is not None and event.get("event") == "instance":
+        if progress is None:
+            return
+        if event.get("event") == "instance":
             progress(1)
+        elif event.get("event") == "batch" and timed < n:       # instances answered by the batched pass only
+            lo, size = int(event.get("start", 0)), int(event.get("size", 0))
+            progress(max(0, lo + size - max(lo, timed)))
 
-    return collect(run_in_sandbox(config, limits, on_event), n, m, nz)
+    return collect(run_in_sandbox(config, limits, on_event), n, m, nz, untimed_from=timed)
 
 
 def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", protocol: Protocol | None = None,
@@ -340,7 +371,10 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     solver_block = {**result.identity, "spec": solver, "latency_verified": True}
     data_block = dataset_block(ds, dataset, split, n, sha)
     proto = {**_protocol_common(), **asdict(protocol), **{f"limit_{k}": v for k, v in asdict(limits).items()},
-             "latency": "per-instance wall time of solve() at batch size 1 (time.perf_counter), after warm-up",
+             "latency": "per-instance wall time of solve() at batch size 1 (time.perf_counter), after warm-up"
+                        + ("" if protocol.latency_instances is None or protocol.latency_instances >= n else
+                           f", on the first {protocol.latency_instances} instances; the others were answered by "
+                           "the batched pass only"),
              "throughput": "instances / total wall time of solve() over the split in batches of batch_size"}
     skip = run.first("skip")
     if skip is not None:
@@ -355,7 +389,7 @@ def evaluate_solver(dataset: Path | str, solver: str, split: str = "test", proto
     done = run.first("latency_done") or {}
     overhead = None
     if isinstance(done.get("loop_s"), (int, float)) and isinstance(done.get("solve_s"), (int, float)):
-        overhead = 1e3 * (done["loop_s"] - done["solve_s"]) / n
+        overhead = 1e3 * (done["loop_s"] - done["solve_s"]) / max(1, int(np.isfinite(result.latency_ms).sum()))
     latency_median = latency["median"]
     extra = {"latency_ms_median": latency_median, "latency_ms_p95": latency["p95"],
              "throughput_per_s": (result.batched_instances / result.batched_seconds

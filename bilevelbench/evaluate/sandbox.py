@@ -61,6 +61,8 @@ class WorkerConfig:
     batch_size: int = 64
     threads: int = 1
     limit: int | None = None
+    #: Batch-size-1 solves on the first K instances only (None: all); the batched pass answers the rest.
+    latency_instances: int | None = None
     give_train: bool = True
     memory_mb: int = 0
     #: Closed-loop mode (mixed-integer families): ``{"steps": T, "episodes": [{"theta0", "disturbances"}]}``.

@@ -108,7 +108,8 @@ def run(config: dict) -> int:
 
     loop_start = time.perf_counter()
     solve_total = 0.0
-    for i in range(n):
+    timed = n if config.get("latency_instances") is None else min(n, int(config["latency_instances"]))
+    for i in range(timed):
         b = batch(i, i + 1)
         t0 = time.perf_counter()
         try:

@@ -218,3 +218,31 @@ def test_the_solver_process_ends_when_the_evaluator_is_killed(small_set, tmp_pat
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_latency_instances_times_only_the_first_k_and_the_batched_pass_answers_the_rest(small_set, tmp_path):
+    """A batched pass that fails on its second batch: instances past the timed ones there are unanswered, with
+    the batch's error as the reason; everything else is scored from the pass that answered it."""
+    record = _evaluate(small_set, tmp_path, """
+    def solve(self, params):
+        good = super().solve(params)
+        if len(good.y) > 1 and type(self).calls > 0:
+            raise RuntimeError("second batch failed")
+        if len(good.y) > 1:
+            type(self).calls += 1
+        return good
+""", protocol=Protocol(warmup=0, batch_size=4, exact_instances=0, latency_instances=2))
+    per = record["per_instance"]
+    timed = [v for v in per["latency_ms"] if v is not None]
+    assert len(timed) == 2 and per["latency_ms"][2] is None
+    reasons = _reasons(record)
+    assert set(reasons) == {4, 5, 6, 7}                          # batch 4..7 failed; 0..1 timed, 2..3 batched
+    assert all("second batch failed" in r for r in reasons.values())
+    assert [per["gap"][i] < 1e-6 for i in range(4)] == [True] * 4
+    assert "on the first 2 instances" in record["protocol"]["latency"]
+    assert record["metrics"]["batch_consistency_max_abs_diff"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_latency_instances_needs_the_batched_pass():
+    with pytest.raises(Exception, match="batch_size > 0"):
+        Protocol(batch_size=0, latency_instances=3)

@@ -256,8 +256,12 @@ class HVACFollower:
     y_free: object       # (b, N z)
 
 
-def solve_follower_torch(s: HVACStructure, cond: Condensed, design, x0, ymin, ymax, d) -> HVACFollower:
-    """Projected semismooth Newton on the condensed QP (no autograd); everything torch float64."""
+def solve_follower_torch(s: HVACStructure, cond: Condensed, design, x0, ymin, ymax, d, u0=None) -> HVACFollower:
+    """Projected semismooth Newton on the condensed QP (no autograd); everything torch float64.
+
+    ``u0`` (b, N nu), optional, is a warm start (default zero); the QP is strictly convex, so the response does
+    not depend on it beyond the tolerance.
+    """
     from bilevelbench.families.ccd.twotank import newton_direction
 
     torch = _torch()
@@ -266,7 +270,8 @@ def solve_follower_torch(s: HVACStructure, cond: Condensed, design, x0, ymin, ym
         y_free = cond.free_response(x0, d).flatten(1)
         lo, hi = ymin[:, 1:].flatten(1), ymax[:, 1:].flatten(1)
         b, n = design.shape[0], G.shape[2]
-        u = torch.zeros(b, n, dtype=design.dtype)
+        u = (torch.zeros(b, n, dtype=design.dtype) if u0 is None
+             else torch.clamp(torch.as_tensor(u0, dtype=design.dtype).reshape(b, n), s.u_lo, s.u_hi).clone())
         iters = torch.zeros(b, dtype=torch.int64)
         stat = torch.zeros(b, dtype=design.dtype)
         live = torch.arange(b)

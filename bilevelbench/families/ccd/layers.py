@@ -15,6 +15,8 @@ and decide (the training loops drop them from the loss and report how many).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from bilevelbench.families.ccd import hvac as ccd_hvac
@@ -38,18 +40,43 @@ def twotank_hessian(s: ccd_twotank.TwoTankStructure, u: torch.Tensor, design: to
         return torch.func.vmap(torch.func.hessian(phi))(u.detach(), design, p)
 
 
-def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor):
-    """``x_T`` (B, 2) of the follower's response to ``design`` (B, 2), differentiable in ``design``.
+class TwoTankResponse(NamedTuple):
+    """The follower's final state (differentiable in the design), convergence and controls (detached)."""
 
-    Returns ``(x_T, converged)``; ``converged`` (B,) bool marks rows whose chosen start met the tolerance.
+    x_final: torch.Tensor    # (B, 2)
+    converged: torch.Tensor  # (B,) bool: the follower met its tolerance
+    u: torch.Tensor          # (B, 2T): the follower's controls, for warm starts
+
+
+def twotank_response(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor,
+                     u0: torch.Tensor | None = None, hessian: str = "autodiff") -> TwoTankResponse:
+    """``x_T`` of the follower's response to ``design`` (B, 2), differentiable in ``design``.
+
+    Parameters
+    ----------
+    u0 : tensor (B, 2T), optional
+        Warm start: projected Newton from these controls only (:func:`ccd_twotank.solve_from`). Default: the
+        family's defined response from the fixed starts of ``s`` (:func:`ccd_twotank.solve_follower`).
+    hessian : {"autodiff", "closed-form"}
+        ``torch.func.hessian`` of the rollout, or :func:`ccd_twotank.exact_hessian` (same values away from
+        states exactly on the clip's edge, about a hundred times cheaper).
     """
-    res = ccd_twotank.solve_follower(s, design.detach().numpy(), p.detach().numpy())
     B, T = design.shape[0], s.steps
-    u_star = torch.as_tensor(res.u).reshape(B, 2 * T)
+    if u0 is None:
+        res = ccd_twotank.solve_follower(s, design.detach().numpy(), p.detach().numpy())
+        u_star, converged = torch.as_tensor(res.u).reshape(B, 2 * T), torch.as_tensor(res.converged)
+    else:
+        u_star, _, _, converged = ccd_twotank.solve_from(s, design.detach(), p.detach(), u0)
     x, S = ccd_twotank.rollout_with_sensitivity(s, u_star.view(B, T, 2), design)
     r = (x[:, 1:] - p[:, None, :]).reshape(B, -1)
     g = torch.bmm(S.transpose(1, 2), r.unsqueeze(-1)).squeeze(-1) + s.control_weight * u_star
-    H = twotank_hessian(s, u_star, design.detach(), p.detach())
+    if hessian == "closed-form":
+        with torch.no_grad():
+            H = ccd_twotank.exact_hessian(s, u_star, design.detach(), p.detach())
+    elif hessian == "autodiff":
+        H = twotank_hessian(s, u_star, design.detach(), p.detach())
+    else:
+        raise ValueError(f"hessian must be 'autodiff' or 'closed-form', not {hessian!r}")
     free = _free_at(u_star, g.detach(), 0.0, 1.0)
     fm = free.to(g.dtype)
     Hm = free_block(H, fm)
@@ -61,7 +88,25 @@ def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p
         step = torch.where(bad.view(-1, 1, 1), torch.linalg.solve(gn, (g * fm).unsqueeze(-1)), step)
     u_out = u_star - step.squeeze(-1)
     x_final = ccd_twotank.rollout(s, u_out.view(B, T, 2), design)[:, -1]
-    return x_final, torch.as_tensor(res.converged)
+    return TwoTankResponse(x_final, converged, u_star)
+
+
+def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor):
+    """``x_T`` (B, 2) of the follower's defined response to ``design`` (B, 2), differentiable in ``design``.
+
+    Returns ``(x_T, converged)``; ``converged`` (B,) bool marks rows whose chosen start met the tolerance. The
+    best-known search uses this form (autodiff Hessian), so its labels do not move.
+    """
+    res = twotank_response(s, design, p)
+    return res.x_final, res.converged
+
+
+class HVACResponse(NamedTuple):
+    """Slacks of the HVAC follower's response (differentiable in the design), convergence, controls."""
+
+    slack: torch.Tensor      # (B, N z)
+    converged: torch.Tensor  # (B,) bool
+    u: torch.Tensor          # (B, N nu), for warm starts
 
 
 class HVACLayer:
@@ -73,8 +118,13 @@ class HVACLayer:
 
     def slacks(self, design: torch.Tensor, x0, ymin, ymax, d):
         """``(slack (B, N z), converged (B,))``; slack = relu(ymin - y) + relu(y - ymax) at the response."""
+        res = self.response(design, x0, ymin, ymax, d)
+        return res.slack, res.converged
+
+    def response(self, design: torch.Tensor, x0, ymin, ymax, d, u0: torch.Tensor | None = None) -> HVACResponse:
+        """Slacks (differentiable in ``design``), convergence and controls; ``u0`` warm-starts the QP solve."""
         s = self.s
-        res = ccd_hvac.solve_follower_torch(s, self.cond, design.detach(), x0, ymin, ymax, d)
+        res = ccd_hvac.solve_follower_torch(s, self.cond, design.detach(), x0, ymin, ymax, d, u0=u0)
         G = self.cond.gain(design)
         lo, hi = ymin[:, 1:].flatten(1), ymax[:, 1:].flatten(1)
         u_star = res.u
@@ -87,7 +137,7 @@ class HVACLayer:
         u_out = u_star - torch.cholesky_solve((g * fm).unsqueeze(-1), L).squeeze(-1)
         y_out = res.y_free + torch.bmm(G, u_out.unsqueeze(-1)).squeeze(-1)
         slack = torch.relu(lo - y_out) + torch.relu(y_out - hi)
-        return slack, res.iterations < s.follower_max_iter
+        return HVACResponse(slack, res.iterations < s.follower_max_iter, u_star)
 
 
-__all__ = ["HVACLayer", "twotank_final_state", "twotank_hessian"]
+__all__ = ["HVACLayer", "HVACResponse", "TwoTankResponse", "twotank_final_state", "twotank_hessian", "twotank_response"]

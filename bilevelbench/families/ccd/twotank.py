@@ -197,6 +197,61 @@ def _gradient_and_hessian(s: TwoTankStructure, u, c, p):
     return f, g, H, x
 
 
+def exact_hessian(s: TwoTankStructure, u, c, p):
+    """The exact Hessian (B, 2T, 2T) of the lower objective in ``u`` (flattened, (B, 2T)), in closed form.
+
+    ``H = S'S + w I + sum_t J_t' M_t J_t``: the Gauss-Newton part plus each Euler step's second derivatives
+    weighted by the adjoint ``lambda_{t+1}`` (the total derivative of the tracking cost in ``x_{t+1}``), with
+    ``J_t`` the sensitivity of ``(x_t, u_t)`` to ``u``. The step's only second derivatives are the square roots'
+    in ``x`` (inside the clip; the clip's own second derivative is zero almost everywhere) and the bilinear pump
+    and valve term ``c1 q v``. Agrees with ``torch.func.hessian`` of the rollout to rounding (tested); about a
+    thousand times cheaper for a batch.
+    """
+    torch = _torch()
+    B, T = u.shape[0], s.steps
+    uu = u.view(B, T, 2)
+    x, S = rollout_with_sensitivity(s, uu, c)
+    c1, c2 = c[:, 0], c[:, 1]
+    lam = x[:, T] - p
+    weights = []                                     # per state x_t, t = T-1..1: the x-second-derivative weights
+    uv_terms = []                                    # per step t = T-1..0: the (q_t, v_t) cross term
+    for t in range(T - 1, -1, -1):
+        xt = x[:, t]
+        uv_terms.append(s.dt * (lam[:, 1] - lam[:, 0]) * c1)
+        if t == 0:
+            break
+        h = torch.clamp(xt, 0.0, 1.0)
+        inside = ((xt > 0.0) & (xt < 1.0)).to(u.dtype)
+        curv = 0.25 * c2.unsqueeze(1) * (h + s.sqrt_eps) ** -1.5 * inside          # (B, 2)
+        weights.append(s.dt * torch.stack([(lam[:, 0] - lam[:, 1]) * curv[:, 0], lam[:, 1] * curv[:, 1]], 1))
+        _, ax, _ = step(s, xt, uu[:, t], c, with_jacobians=True)
+        lam = (xt - p) + torch.bmm(ax.transpose(1, 2), lam.unsqueeze(-1)).squeeze(-1)
+    m = torch.cat(weights[::-1], dim=1)                                         # (B, 2(T-1)): x_1..x_{T-1}
+    Sx = S[:, :2 * (T - 1)]
+    H = torch.bmm(S.transpose(1, 2), S) + torch.bmm(Sx.transpose(1, 2), m.unsqueeze(-1) * Sx)
+    H = H + s.control_weight * torch.eye(2 * T, dtype=u.dtype)
+    cross = torch.stack(uv_terms[::-1], dim=1)                                  # (B, T)
+    idx = torch.arange(T)
+    H[:, 2 * idx, 2 * idx + 1] += cross
+    H[:, 2 * idx + 1, 2 * idx] += cross
+    return H
+
+
+def solve_from(s: TwoTankStructure, design, p, u0):
+    """Projected Newton from the given controls ``u0`` (B, T, 2) or (B, 2T) only: a warm start, for methods.
+
+    Not the defined response (that is :func:`solve_follower`, from the fixed starts); returns ``(u (B, 2T),
+    lower objective (B,), stationarity (B,), converged (B,) bool)`` as torch tensors.
+    """
+    torch = _torch()
+    c = torch.as_tensor(design, dtype=torch.float64).reshape(-1, 2)
+    pt = torch.as_tensor(p, dtype=torch.float64).reshape(-1, 2)
+    u = torch.as_tensor(u0, dtype=torch.float64).reshape(c.shape[0], 2 * s.steps).clone()
+    with torch.no_grad():
+        u, f, stat, _ = _minimise(s, u, c, pt)
+    return u, f, stat, stat <= s.follower_tol
+
+
 def projected_gradient(u, g):
     """``u - clip(u - g, 0, 1)``: zero exactly at the stationary points of the box-constrained problem."""
     torch = _torch()

@@ -42,3 +42,19 @@ def test_baselines_doc_miqp_table_is_the_committed_records():
     assert any("mimpc-tank | hybrid (as published)" in row for row in rows)
     for row in rows:
         assert row in doc, f"docs/baselines.md lacks: {row}"
+
+
+def test_ccd_doc_table_is_the_committed_records():
+    """The control co-design comparison in docs/families/ccd.md is printed from the records."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ccd_paper_table", ROOT / "leaderboards" / "ccd_paper_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (ROOT / "docs" / "families" / "ccd.md").read_text()
+    assert module.HEADER in doc
+    rows = module.rows(ROOT)
+    assert any("two-tank | L2O trained to convergence" in row for row in rows)
+    assert any("HVAC | L2O trained to convergence" in row for row in rows)
+    for row in rows:
+        assert row in doc, f"docs/families/ccd.md lacks: {row}"

@@ -28,6 +28,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -88,6 +89,8 @@ class CCDNet(nn.Module):
 #: The two-tank method's follower: stationarity tolerance, and Newton steps allowed from a warm start.
 METHOD_TOL = 1e-8
 WARM_ITERATIONS = 15
+#: Largest implicit Newton step (max-abs, controls in [0, 1]) whose derivative is used where not converged.
+MAX_IMPLICIT_STEP = 0.5
 
 
 class CCDProblem:
@@ -141,10 +144,14 @@ class CCDProblem:
                 s = self.cold if u0 is None else self.warm
                 u0 = self.cold_start(y.shape[0]) if u0 is None else u0
                 res = twotank_response(s, y, p, u0=u0, hessian="closed-form")
-            # Where the follower missed its tolerance the implicit Newton step is not trustworthy (a nearly
-            # singular Hessian sends it far away): those rows use x_T at the follower's controls held fixed.
-            held = ccd_twotank.rollout(self.s, res.u.view(-1, self.s.steps, 2), y)[:, -1]
-            x_final = torch.where(res.converged.unsqueeze(1), res.x_final, held)
+            # Where the follower missed its tolerance (about half the rows of a warm solve capped at
+            # WARM_ITERATIONS; levels chattering at an empty tank) the Newton step u_out - u is not zero: there the
+            # value is taken at the follower's controls and only the derivative from u_out (straight through).
+            # Rows whose step is large (a nearly singular Hessian) keep the controls fixed instead.
+            step = (res.u_out - res.u).detach().abs().amax(1, keepdim=True)
+            through = torch.where(step <= MAX_IMPLICIT_STEP, res.u_out - res.u_out.detach(), torch.zeros_like(res.u))
+            u_used = res.u + through
+            x_final = ccd_twotank.rollout(self.s, u_used.view(-1, self.s.steps, 2), y)[:, -1]
             return ((x_final - p) ** 2).sum(1), res.converged, res.u
         res = self.layer.response(y, *params, u0=u0)
         return (res.slack ** 2).sum(1), res.converged, res.u
@@ -160,21 +167,35 @@ class CCDProblem:
         return ccd_hvac.as_tensors(params)
 
 
-def correct(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gamma: float,
-            u0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``steps`` projected gradient steps on the squared coupling violation; increments are constants.
+def correction_path(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gamma: float,
+                    u0: torch.Tensor | None = None, objective_weight: float | None = None
+                    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+    """The designs after 0, 1, ..., ``steps`` projected gradient steps, with the follower's last controls.
 
-    Each step's follower solve is warm-started from the previous one (from ``u0``, default zeros). Returns the
-    corrected design and the last follower controls (``u0`` when ``steps`` is 0).
+    The paper's correction (``objective_weight`` None) descends the squared coupling violation alone; with a
+    weight ``w`` it descends the penalised objective ``cost + w violation^2`` (the score, for ``w = kappa``).
+    Increments are constants (no graph); each follower solve is warm-started from the previous one (from
+    ``u0``; the method's cold start when None).
     """
     y = problem.project(y)
     u = u0
-    for _ in range(steps):
+    yield 0, y, u
+    for k in range(1, steps + 1):
         probe = y.detach().requires_grad_(True)
         with torch.enable_grad():
             v, _, u = problem.response(probe, params, u)
-            (grad,) = torch.autograd.grad(v.sum(), probe)
+            target = v if objective_weight is None else probe.sum(1) + objective_weight * v
+            (grad,) = torch.autograd.grad(target.sum(), probe)
         y = problem.project(y - gamma * grad)
+        yield k, y, u
+
+
+def correct(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gamma: float,
+            u0: torch.Tensor | None = None, objective_weight: float | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``steps`` correction steps (:func:`correction_path`); the final design and the follower's controls."""
+    for _, y, u in correction_path(problem, y, params, steps, gamma, u0, objective_weight):
+        pass
     return y, u
 
 
@@ -223,7 +244,8 @@ def train(dataset: Path, epochs: int = 3, seed: int = 0, out: Path | None = None
 
     ``lam`` replaces the paper's penalty weight (e.g. the family's scoring kappa). ``options`` (all other
     settings, see :class:`TrainOptions`) overrides ``epochs``, ``seed``, ``limit`` and ``lam`` when given. Each
-    epoch writes a checkpoint next to ``out`` (``.ckpt``); a run with the same arguments resumes from it.
+    epoch writes a checkpoint next to ``out`` (``.ckpt``, kept); a run with the same arguments resumes from it,
+    and one with a larger ``epochs`` continues the finished run.
     """
     from bilevelbench.families.ccd.generate import evaluate
 
@@ -256,7 +278,9 @@ def train(dataset: Path, epochs: int = 3, seed: int = 0, out: Path | None = None
     nonconverged_total = 0
     done_epochs, elapsed = 0, 0.0
     ckpt = _checkpoint_path(out)
-    fingerprint = json.dumps({"dataset": file_sha256(dataset), **cfg, **asdict(opts)}, sort_keys=True, default=str)
+    # everything but the epoch budget: a rerun with more --epochs continues from the checkpoint
+    fingerprint = json.dumps({"dataset": file_sha256(dataset), **cfg, **asdict(opts), "epochs": None},
+                             sort_keys=True, default=str)
     if ckpt.is_file():
         state = torch.load(ckpt, weights_only=True)
         if state.get("fingerprint") == fingerprint:
@@ -332,7 +356,6 @@ def train(dataset: Path, epochs: int = 3, seed: int = 0, out: Path | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"meta": meta, "state_dict": net.state_dict()}, out)
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
-    ckpt.unlink(missing_ok=True)
     return meta
 
 
@@ -346,6 +369,56 @@ def validate(net: CCDNet, problem: CCDProblem, params: dict[str, np.ndarray], st
     scored = evaluate(problem.family, problem.s, y.detach().numpy(), params)
     return {"valid_objective": float(np.mean(scored["objective"])), "valid_cost": float(np.mean(scored["cost"])),
             "valid_violation": float(np.mean(scored["violation"]))}
+
+
+#: Test-time correction settings tried by :func:`tune` on the valid split: steps, and step lengths per family
+#: for the objective correction (the violation correction keeps the training's gamma).
+TUNE_STEPS = (0, 1, 2, 3, 5, 10, 20)
+TUNE_GAMMAS = {"ccd-twotank": (1e-4, 3e-4, 1e-3, 3e-3), "ccd-hvac": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+
+
+def tune(weights: Path, dataset: Path, n_valid: int = 500) -> dict:
+    """Choose the test-time correction (kind, step length, steps) of a weight file on the valid split.
+
+    Tries the paper's violation correction at the training step length and the objective correction
+    (descending ``cost + kappa violation^2``, the family's score) at each of :data:`TUNE_GAMMAS`, for every count
+    in :data:`TUNE_STEPS`, on the first ``n_valid`` valid rows scored by the evaluator's own follower; stores the
+    best (ties: fewer steps) and the whole sweep in the weight file's meta and its ``.json``.
+    """
+    from bilevelbench.families.ccd.generate import evaluate
+
+    blob = torch.load(weights, weights_only=True)
+    meta = blob["meta"]
+    ds = InstanceSet.open(dataset)
+    family, s = ds.family, ds.structure
+    if meta["structure_hash"] != s.digest():
+        raise ValueError(f"{weights} was trained on another structure than {dataset}")
+    lo = np.asarray(s.design_lo) if family == ccd_twotank.FAMILY else None
+    hi = np.asarray(s.design_hi) if family == ccd_twotank.FAMILY else None
+    net = CCDNet(family, int(meta["n_in"]), s.design_dim, list(meta["hidden"]), lo, hi)
+    net.load_state_dict(blob["state_dict"])
+    net.eval()
+    problem = CCDProblem(family, s, str(meta.get("cold_starts", "authors")))
+    valid = ds.split("valid").params
+    valid = _rows(valid, np.arange(min(n_valid, next(iter(valid.values())).shape[0])))
+    with torch.no_grad():
+        y0 = net(features(family, valid))
+    tens = problem.tensors(valid)
+    kinds = [("violation", float(meta["gamma"]))] + [("objective", g) for g in TUNE_GAMMAS[family]]
+    sweep = []
+    for kind, gamma in kinds:
+        weight = float(s.kappa) if kind == "objective" else None
+        for k, y, _ in correction_path(problem, y0, tens, max(TUNE_STEPS), gamma, objective_weight=weight):
+            if k in TUNE_STEPS and (k > 0 or kind == "violation"):
+                value = float(np.mean(evaluate(family, s, y.detach().numpy(), valid)["objective"]))
+                sweep.append({"correction": kind, "gamma": gamma, "steps": k, "valid_objective": value})
+                log.info("%s", json.dumps(sweep[-1]))
+    best = min(sweep, key=lambda r: (r["valid_objective"], r["steps"]))
+    meta.update({"test_correction": best["correction"], "test_gamma": best["gamma"], "test_steps": best["steps"],
+                 "correction_sweep": sweep, "correction_sweep_rows": len(y0)})
+    torch.save({"meta": meta, "state_dict": blob["state_dict"]}, weights)
+    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,11 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-starts", choices=("authors", "family"), default="authors",
                         help="two-tank: the method's follower starts from u = 0 only (authors) or from the family's "
                              "five starts, as the evaluator's defined response does (family)")
+    parser.add_argument("--tune", action="store_true",
+                        help="do not train: choose the test-time correction of the existing --out weights on the "
+                             "valid split (violation or objective descent, step length, steps)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     name = InstanceSet.open(args.dataset).meta.get("name") or args.dataset.stem
     out = args.out or HERE / "weights" / f"{name}.pt"
+    if args.tune:
+        best = tune(out, args.dataset)
+        print(f"{out}: {best}")
+        return 0
     options = TrainOptions(epochs=args.epochs, seed=args.seed, limit=args.limit, lam=args.lam,
                            train_steps=args.train_steps, lr=args.lr, batch=args.batch, patience=args.patience,
                            choose_test_steps=args.choose_test_steps,

@@ -84,10 +84,13 @@ class Solver(_Base):
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
         self.problem = CCDProblem(spec.family, s, str(meta.get("cold_starts", "authors")))
-        self.steps, self.gamma = int(meta["test_steps"]), float(meta["gamma"])
+        self.steps, self.gamma = int(meta["test_steps"]), float(meta.get("test_gamma", meta["gamma"]))
+        #: "violation" (the paper's correction) or "objective" (descends the score; chosen on valid by ``--tune``)
+        self.objective_weight = float(s.kappa) if meta.get("test_correction") == "objective" else None
         if self.test_steps is not None:
             self.steps = int(self.test_steps)
-        self.version = f"1 ({path.name}, seed {meta['seed']}, {self.steps} corrections)"
+        kind = "" if self.objective_weight is None else " of the objective"
+        self.version = f"1 ({path.name}, seed {meta['seed']}, {self.steps} corrections{kind})"
 
     def _solve_ccd(self, params) -> Prediction:
         from baselines.l2o_correction.ccd import correct, features
@@ -95,7 +98,8 @@ class Solver(_Base):
         rows = {k: np.asarray(v) for k, v in params.items()}
         with torch.no_grad():
             y0 = self.net(features(self.family, rows))
-        y, _ = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma)
+        y, _ = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma,
+                       objective_weight=self.objective_weight)
         return Prediction(y=y.detach().numpy())
 
     def solve(self, params) -> Prediction:

@@ -67,3 +67,41 @@ def test_l2o_correction_uses_the_committed_weights_and_improves_on_its_network(s
     network = score_split(small, test.params, test.labels, bare.solve(test.params).y, np.ones(len(test), bool), {})
     assert corrected.feasible.all() and network.feasible.all()
     assert corrected.values["violation"].mean() <= network.values["violation"].mean() + 1e-12
+
+
+@pytest.fixture(scope="module", params=["ccd-twotank", "ccd-hvac"])
+def trainable(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param + "-train") / "set.h5"
+    generate_ccd(CCDRequest(family=request.param, n_train=64, n_valid=16, n_test=1, seed=5), out)
+    return out
+
+
+def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correction(trainable, tmp_path):
+    from baselines.l2o_correction.ccd import TUNE_STEPS, TrainOptions, train, tune
+    from baselines.l2o_correction.solver import Converged
+
+    ds = InstanceSet.open(trainable)
+    out = tmp_path / f"{ds.family}-converged.pt"
+    opts = dict(seed=0, lam=float(ds.structure.kappa), train_steps=1, batch=32, patience=4, n_valid=16,
+                choose_test_steps=True, keep_nonconverged=True, cold_starts="family")
+    first = train(trainable, out=out, options=TrainOptions(epochs=1, **opts))
+    assert out.with_suffix(".ckpt").is_file()
+    second = train(trainable, out=out, options=TrainOptions(epochs=2, **opts))
+    assert [h["epoch"] for h in second["history"]] == [1, 2]
+    assert second["history"][0] == first["history"][0]                 # epoch 1 was resumed, not retrained
+    assert all(np.isfinite(h["valid_objective_network_only"]) for h in second["history"])
+    assert second["test_steps"] in {int(k) for k in second["test_step_sweep"]}
+    best = tune(out, trainable, n_valid=16)
+    meta = __import__("json").loads(out.with_suffix(".json").read_text())
+    assert meta["test_steps"] == best["steps"] and best["steps"] in TUNE_STEPS
+    assert best["valid_objective"] == min(r["valid_objective"] for r in meta["correction_sweep"])
+
+    class Local(Converged):
+        weights_dir = tmp_path
+
+    solver = Local()
+    solver.setup(spec_of(ds), None)
+    test = ds.split("test")
+    y = solver.solve(test.params).y
+    assert y.shape == (1, ds.structure.design_dim) and np.isfinite(y).all()
+    assert ("of the objective" in solver.version) == (best["correction"] == "objective")

@@ -46,6 +46,7 @@ class TwoTankResponse(NamedTuple):
     x_final: torch.Tensor    # (B, 2)
     converged: torch.Tensor  # (B,) bool: the follower met its tolerance
     u: torch.Tensor          # (B, 2T): the follower's controls, for warm starts
+    u_out: torch.Tensor      # (B, 2T): ``u - H^{-1} g``, differentiable in the design (equals ``u`` where converged)
 
 
 def twotank_response(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor,
@@ -88,7 +89,7 @@ def twotank_response(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: t
         step = torch.where(bad.view(-1, 1, 1), torch.linalg.solve(gn, (g * fm).unsqueeze(-1)), step)
     u_out = u_star - step.squeeze(-1)
     x_final = ccd_twotank.rollout(s, u_out.view(B, T, 2), design)[:, -1]
-    return TwoTankResponse(x_final, converged, u_star)
+    return TwoTankResponse(x_final, converged, u_star, u_out)
 
 
 def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor):

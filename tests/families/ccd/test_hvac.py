@@ -106,3 +106,18 @@ def test_implicit_gradient_matches_finite_differences():
         fd = (hv.evaluate_designs(S, yp, P)["violation"][i] ** 2 - hv.evaluate_designs(S, ym, P)["violation"][i] ** 2
               ) / 2e-6
         assert grad[i, j].item() == pytest.approx(fd, rel=1e-4, abs=1e-6)
+
+
+def test_a_warm_start_reaches_the_same_response_in_fewer_iterations():
+    rng = np.random.default_rng(4)
+    P = hv.sample_instances(S, rng, 3)
+    cond = hv.Condensed(S)
+    Y = torch.tensor(np.tile(S.nominal_design, (3, 1)) * 0.4)
+    tensors = hv.as_tensors(P)
+    cold = hv.solve_follower_torch(S, cond, Y, *tensors)
+    warm = hv.solve_follower_torch(S, cond, Y * 1.01, *tensors, u0=cold.u)
+    again = hv.solve_follower_torch(S, cond, Y * 1.01, *tensors)
+    assert torch.allclose(warm.u, again.u, atol=1e-8)                        # strictly convex: one response
+    assert int(warm.iterations.sum()) < int(again.iterations.sum())
+    res = HVACLayer(S).response(Y, *tensors, u0=cold.u)
+    assert torch.allclose(res.u, cold.u, atol=1e-10) and bool(res.converged.all())

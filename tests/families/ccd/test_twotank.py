@@ -103,3 +103,42 @@ def test_structure_round_trips_and_hash_changes_with_settings():
     arrays = S.arrays()
     assert tt.TwoTankStructure.from_arrays(arrays).digest() == S.digest()
     assert tt.TwoTankStructure(kappa=10.0).digest() != S.digest()
+
+
+def test_closed_form_hessian_equals_autodiff_at_interior_states():
+    from bilevelbench.families.ccd.layers import twotank_hessian
+
+    rng = np.random.default_rng(5)
+    p = torch.as_tensor(tt.sample_targets(rng, 6))
+    c = torch.as_tensor(rng.uniform(0.05, 0.3, (6, 2)))
+    u = torch.as_tensor(rng.uniform(0.05, 0.95, (6, 2 * S.steps)))
+    x = tt.rollout(S, u.view(6, S.steps, 2), c)[:, 1:]
+    assert not bool(((x == 0) | (x == 1)).any())            # no level exactly on the clip's edge (see docstring)
+    assert float(((x > 0) & (x < 1)).double().mean()) > 0.9
+    auto = twotank_hessian(S, u, c, p)
+    closed = tt.exact_hessian(S, u, c, p)
+    assert torch.allclose(closed, auto, rtol=1e-10, atol=1e-9 * float(auto.abs().max()))
+    gauss_newton = tt._gradient_and_hessian(S, u, c, p)[2]
+    assert float((closed - gauss_newton).abs().max()) > 1e-3                 # the second-order part is there
+
+
+def test_warm_started_layer_with_the_closed_form_hessian_matches_finite_differences():
+    from bilevelbench.families.ccd.layers import twotank_response
+
+    p = torch.tensor([[0.45, 0.6], [0.3, 0.5]], dtype=torch.float64)
+    c0 = torch.tensor([[0.2, 0.01], [0.15, 0.01]], dtype=torch.float64)
+    cold = twotank_response(S, c0, p)
+    c = (c0 + 1e-4).requires_grad_(True)
+    warm = twotank_response(S, c, p, u0=cold.u, hessian="closed-form")
+    assert bool(warm.converged.all())
+    (grad,) = torch.autograd.grad(((warm.x_final - p) ** 2).sum(), c)
+    h = 1e-6
+    for i in range(2):
+        cp, cm = c.detach().numpy().copy(), c.detach().numpy().copy()
+        cp[i, 0] += h
+        cm[i, 0] -= h
+        fd = (np.sum((tt.solve_follower(S, cp, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)
+              - np.sum((tt.solve_follower(S, cm, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)) / (2 * h)
+        assert grad[i, 0].item() == pytest.approx(fd, rel=1e-3, abs=1e-8)
+    with pytest.raises(ValueError, match="hessian"):
+        twotank_response(S, c0, p, hessian="newton")

@@ -156,6 +156,21 @@ class CCDProblem:
         res = self.layer.response(y, *params, u0=u0)
         return (res.slack ** 2).sum(1), res.converged, res.u
 
+    def value(self, y: torch.Tensor, params, u0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(||coupling||^2 per row, follower controls)`` without the implicit layer (no gradient)."""
+        with torch.no_grad():
+            if self.family == ccd_twotank.FAMILY:
+                p = params[0]
+                if u0 is None:
+                    res = ccd_twotank.solve_follower(self.cold, y.numpy(), p.numpy())
+                    u = torch.as_tensor(res.u).reshape(y.shape[0], -1)
+                else:
+                    u, _, _, _ = ccd_twotank.solve_from(self.warm, y, p, u0)
+                x_final = ccd_twotank.rollout(self.s, u.view(-1, self.s.steps, 2), y)[:, -1]
+                return ((x_final - p) ** 2).sum(1), u
+            res = ccd_hvac.solve_follower_torch(self.s, self.layer.cond, y, *params, u0=u0)
+            return (res.slack ** 2).sum(1), res.u
+
     def violation_sq(self, y: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
         """``(||coupling||^2 per row, converged per row)`` from the cold start."""
         v, conv, _ = self.response(y, params)
@@ -194,9 +209,46 @@ def correct(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gam
             u0: torch.Tensor | None = None, objective_weight: float | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``steps`` correction steps (:func:`correction_path`); the final design and the follower's controls."""
-    for _, y, u in correction_path(problem, y, params, steps, gamma, u0, objective_weight):
+    out, u = y, u0
+    for _, out, u in correction_path(problem, y, params, steps, gamma, u0, objective_weight):
         pass
-    return y, u
+    return out, u
+
+
+def search_path(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, step0: float, weight: float
+                ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The designs after 0, 1, ..., ``steps`` iterations of the best-known search's local phase, from ``y``.
+
+    Per row: a normalised gradient step of the penalised objective ``cost + weight violation^2`` at three
+    lengths ``t, t/4, t/16`` at once; the best trial is kept if it lowers the objective (then ``t`` doubles,
+    divided by 4 per length rank), else the row stays and ``t`` drops 16-fold (``t`` starts at ``step0``).
+    Values come from the method's warm-started follower. Monotone per row in the method's objective.
+    """
+    y = problem.project(y)
+    v, u = problem.value(y, params)
+    f = y.sum(1) + weight * v
+    t = torch.full((y.shape[0],), float(step0), dtype=y.dtype)
+    yield 0, y, u
+    rep = [x.repeat_interleave(3, 0) for x in params]
+    for k in range(1, steps + 1):
+        probe = y.detach().requires_grad_(True)
+        with torch.enable_grad():
+            vg, _, _ = problem.response(probe, params, u)
+            (grad,) = torch.autograd.grad((probe.sum(1) + weight * vg).sum(), probe)
+        scale = t / grad.norm(dim=1).clamp(min=1e-12)
+        lengths = scale.unsqueeze(1) / torch.tensor([1.0, 4.0, 16.0], dtype=y.dtype)          # (B, 3)
+        trials = problem.project((y.unsqueeze(1) - lengths.unsqueeze(2) * grad.unsqueeze(1)).reshape(-1, y.shape[1]))
+        vt, ut = problem.value(trials, rep, u.repeat_interleave(3, 0))
+        ft = (trials.sum(1) + weight * vt).view(-1, 3)
+        j = ft.argmin(1)
+        rows = torch.arange(y.shape[0])
+        better = ft[rows, j] < f
+        pick = rows * 3 + j
+        y = torch.where(better.unsqueeze(1), trials[pick], y)
+        u = torch.where(better.unsqueeze(1), ut[pick], u)
+        f = torch.where(better, ft[rows, j], f)
+        t = torch.where(better, 2 * t / 4.0 ** j.to(y.dtype), t / 16)
+        yield k, y, u
 
 
 def _rows(params: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -373,17 +425,20 @@ def validate(net: CCDNet, problem: CCDProblem, params: dict[str, np.ndarray], st
 
 #: Test-time correction settings tried by :func:`tune` on the valid split: steps, and step lengths per family
 #: for the objective correction (the violation correction keeps the training's gamma).
-TUNE_STEPS = (0, 1, 2, 3, 5, 10, 20)
+TUNE_STEPS = (0, 1, 2, 3, 5, 10, 20, 40)
 TUNE_GAMMAS = {"ccd-twotank": (1e-4, 3e-4, 1e-3, 3e-3), "ccd-hvac": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+#: First step lengths of the search correction (:func:`search_path`), and its step counts.
+TUNE_SEARCH_STEP0 = {"ccd-twotank": (1e-3, 1e-2), "ccd-hvac": (1e-2, 1e-1)}
+TUNE_SEARCH_STEPS = (1, 2, 3, 5, 10, 20)
 
 
-def tune(weights: Path, dataset: Path, n_valid: int = 500) -> dict:
+def tune(weights: Path, dataset: Path, n_valid: int = 500, steps_grid: tuple[int, ...] = TUNE_STEPS) -> dict:
     """Choose the test-time correction (kind, step length, steps) of a weight file on the valid split.
 
     Tries the paper's violation correction at the training step length and the objective correction
     (descending ``cost + kappa violation^2``, the family's score) at each of :data:`TUNE_GAMMAS`, for every count
-    in :data:`TUNE_STEPS`, on the first ``n_valid`` valid rows scored by the evaluator's own follower; stores the
-    best (ties: fewer steps) and the whole sweep in the weight file's meta and its ``.json``.
+    in ``steps_grid`` (default :data:`TUNE_STEPS`), on the first ``n_valid`` valid rows scored by the evaluator's
+    own follower; stores the best (ties: fewer steps) and the whole sweep in the weight file's meta and its ``.json``.
     """
     from bilevelbench.families.ccd.generate import evaluate
 
@@ -398,24 +453,35 @@ def tune(weights: Path, dataset: Path, n_valid: int = 500) -> dict:
     net = CCDNet(family, int(meta["n_in"]), s.design_dim, list(meta["hidden"]), lo, hi)
     net.load_state_dict(blob["state_dict"])
     net.eval()
-    problem = CCDProblem(family, s, str(meta.get("cold_starts", "authors")))
     valid = ds.split("valid").params
     valid = _rows(valid, np.arange(min(n_valid, next(iter(valid.values())).shape[0])))
     with torch.no_grad():
         y0 = net(features(family, valid))
-    tens = problem.tensors(valid)
     kinds = [("violation", float(meta["gamma"]))] + [("objective", g) for g in TUNE_GAMMAS[family]]
+    # the two-tank method's first follower solve: the family's five starts, or the authors' one (5x cheaper)
+    cold_options = ("family", "authors") if family == ccd_twotank.FAMILY else ("authors",)
     sweep = []
-    for kind, gamma in kinds:
-        weight = float(s.kappa) if kind == "objective" else None
-        for k, y, _ in correction_path(problem, y0, tens, max(TUNE_STEPS), gamma, objective_weight=weight):
-            if k in TUNE_STEPS and (k > 0 or kind == "violation"):
-                value = float(np.mean(evaluate(family, s, y.detach().numpy(), valid)["objective"]))
-                sweep.append({"correction": kind, "gamma": gamma, "steps": k, "valid_objective": value})
-                log.info("%s", json.dumps(sweep[-1]))
-    best = min(sweep, key=lambda r: (r["valid_objective"], r["steps"]))
+    for cold in cold_options:
+        problem = CCDProblem(family, s, cold)
+        tens = problem.tensors(valid)
+        for kind, gamma in kinds + [("search", g) for g in TUNE_SEARCH_STEP0[family]]:
+            weight = float(s.kappa) if kind != "violation" else None
+            grid = tuple(k for k in steps_grid if k in TUNE_SEARCH_STEPS) if kind == "search" else steps_grid
+            if not grid:
+                continue
+            path = (search_path(problem, y0, tens, max(grid), gamma, weight) if kind == "search" else
+                    correction_path(problem, y0, tens, max(grid), gamma, objective_weight=weight))
+            for k, y, _ in path:
+                if k in grid and (k > 0 or (kind == "violation" and cold == cold_options[0])):
+                    value = float(np.mean(evaluate(family, s, y.detach().numpy(), valid)["objective"]))
+                    sweep.append({"cold_starts": cold, "correction": kind, "gamma": gamma, "steps": k,
+                                  "valid_objective": value})
+                    log.info("%s", json.dumps(sweep[-1]))
+    cost = {"family": 1, "authors": 0}
+    best = min(sweep, key=lambda r: (r["valid_objective"], r["steps"], cost[r["cold_starts"]]))
     meta.update({"test_correction": best["correction"], "test_gamma": best["gamma"], "test_steps": best["steps"],
-                 "correction_sweep": sweep, "correction_sweep_rows": len(y0)})
+                 "test_cold_starts": best["cold_starts"], "correction_sweep": sweep,
+                 "correction_sweep_rows": len(y0)})
     torch.save({"meta": meta, "state_dict": blob["state_dict"]}, weights)
     weights.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     return best

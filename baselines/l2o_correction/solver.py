@@ -43,6 +43,8 @@ class Solver(_Base):
     weights_file: str | None = None
     #: ccd families: test-time correction steps (None: the weight file's, 10 as in the paper).
     test_steps: int | None = None
+    #: ccd families: use the best correction of the weight file's valid sweep with at most this many steps.
+    max_test_steps: int | None = None
 
     def skip(self, spec):
         if spec.family.startswith("ccd-"):
@@ -83,23 +85,39 @@ class Solver(_Base):
                           np.asarray(s.design_lo) if twotank else None, np.asarray(s.design_hi) if twotank else None)
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
-        self.problem = CCDProblem(spec.family, s, str(meta.get("cold_starts", "authors")))
-        self.steps, self.gamma = int(meta["test_steps"]), float(meta.get("test_gamma", meta["gamma"]))
-        #: "violation" (the paper's correction) or "objective" (descends the score; chosen on valid by ``--tune``)
-        self.objective_weight = float(s.kappa) if meta.get("test_correction") == "objective" else None
+        choice = {"cold_starts": meta.get("test_cold_starts", meta.get("cold_starts", "authors")),
+                  "correction": meta.get("test_correction", "violation"), "steps": int(meta["test_steps"]),
+                  "gamma": float(meta.get("test_gamma", meta["gamma"]))}
+        if self.max_test_steps is not None:
+            within = [r for r in meta.get("correction_sweep", []) if r["steps"] <= self.max_test_steps]
+            if not within:
+                raise MissingDataError(f"{path.name} has no tuned correction with at most {self.max_test_steps} "
+                                       "steps; run python -m baselines.l2o_correction.ccd --tune on it")
+            choice = min(within, key=lambda r: (r["valid_objective"], r["steps"]))
+        self.problem = CCDProblem(spec.family, s, str(choice.get("cold_starts", "authors")))
+        self.steps, self.gamma = int(choice["steps"]), float(choice["gamma"])
+        #: "violation" (the paper's correction), "objective" (descends the score) or "search" (the best-known
+        #: search's local phase from the network's design, ``ccd.search_path``); chosen on valid by ``--tune``
+        self.objective_weight = float(s.kappa) if choice["correction"] in ("objective", "search") else None
+        self.search = choice["correction"] == "search"
         if self.test_steps is not None:
             self.steps = int(self.test_steps)
-        kind = "" if self.objective_weight is None else " of the objective"
+        kind = {"objective": " of the objective", "search": " of the search"}.get(choice["correction"], "")
         self.version = f"1 ({path.name}, seed {meta['seed']}, {self.steps} corrections{kind})"
 
     def _solve_ccd(self, params) -> Prediction:
-        from baselines.l2o_correction.ccd import correct, features
+        from baselines.l2o_correction.ccd import correct, features, search_path
 
         rows = {k: np.asarray(v) for k, v in params.items()}
         with torch.no_grad():
             y0 = self.net(features(self.family, rows))
-        y, _ = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma,
-                       objective_weight=self.objective_weight)
+        if self.search:
+            for _, y, _ in search_path(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma,
+                                       self.objective_weight):
+                pass
+        else:
+            y, _ = correct(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma,
+                           objective_weight=self.objective_weight)
         return Prediction(y=y.detach().numpy())
 
     def solve(self, params) -> Prediction:
@@ -136,3 +154,11 @@ class Converged(Solver):
 
     name = "l2o-correction-converged"
     weights_file = "{family}-converged.pt"
+
+
+class ConvergedFast(Converged):
+    """The converged networks with the best correction of the valid sweep that takes at most 3 steps (a latency
+    budget of about 10 ms per design batched)."""
+
+    name = "l2o-correction-converged-fast"
+    max_test_steps = 3

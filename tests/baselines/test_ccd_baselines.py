@@ -77,13 +77,13 @@ def trainable(request, tmp_path_factory):
 
 
 def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correction(trainable, tmp_path):
-    from baselines.l2o_correction.ccd import TUNE_STEPS, TrainOptions, train, tune
+    from baselines.l2o_correction.ccd import TrainOptions, train, tune
     from baselines.l2o_correction.solver import Converged
 
     ds = InstanceSet.open(trainable)
     out = tmp_path / f"{ds.family}-converged.pt"
-    opts = dict(seed=0, lam=float(ds.structure.kappa), train_steps=1, batch=32, patience=4, n_valid=16,
-                choose_test_steps=True, keep_nonconverged=True, cold_starts="family")
+    opts = {"seed": 0, "lam": float(ds.structure.kappa), "train_steps": 1, "batch": 32, "patience": 4, "n_valid": 16,
+            "choose_test_steps": True, "keep_nonconverged": True, "cold_starts": "family"}
     first = train(trainable, out=out, options=TrainOptions(epochs=1, **opts))
     assert out.with_suffix(".ckpt").is_file()
     second = train(trainable, out=out, options=TrainOptions(epochs=2, **opts))
@@ -91,9 +91,9 @@ def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correctio
     assert second["history"][0] == first["history"][0]                 # epoch 1 was resumed, not retrained
     assert all(np.isfinite(h["valid_objective_network_only"]) for h in second["history"])
     assert second["test_steps"] in {int(k) for k in second["test_step_sweep"]}
-    best = tune(out, trainable, n_valid=16)
+    best = tune(out, trainable, n_valid=16, steps_grid=(0, 1, 3))
     meta = __import__("json").loads(out.with_suffix(".json").read_text())
-    assert meta["test_steps"] == best["steps"] and best["steps"] in TUNE_STEPS
+    assert meta["test_steps"] == best["steps"] and best["steps"] in (0, 1, 3)
     assert best["valid_objective"] == min(r["valid_objective"] for r in meta["correction_sweep"])
 
     class Local(Converged):
@@ -105,3 +105,39 @@ def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correctio
     y = solver.solve(test.params).y
     assert y.shape == (1, ds.structure.design_dim) and np.isfinite(y).all()
     assert ("of the objective" in solver.version) == (best["correction"] == "objective")
+
+    class OneStep(Local):
+        max_test_steps = 1
+
+    fast = OneStep()
+    fast.setup(spec_of(ds), None)
+    within = [r for r in meta["correction_sweep"] if r["steps"] <= 1]
+    pick = min(within, key=lambda r: (r["valid_objective"], r["steps"]))
+    assert (fast.steps, fast.gamma, fast.search) == (pick["steps"], pick["gamma"], pick["correction"] == "search")
+    assert np.isfinite(fast.solve(test.params).y).all()
+
+
+def test_search_correction_never_raises_the_methods_objective(trainable):
+    """The search's local phase from arbitrary designs: per row, the method's own penalised objective never rises
+    and the designs stay in the design set."""
+    import torch
+
+    from baselines.l2o_correction.ccd import CCDProblem, search_path
+
+    ds = InstanceSet.open(trainable)
+    s = ds.structure
+    problem = CCDProblem(ds.family, s, "authors")
+    valid = ds.split("valid").params
+    tens = problem.tensors(valid)
+    n = len(ds.split("valid"))
+    rng = np.random.default_rng(0)
+    y0 = torch.as_tensor(rng.uniform(0.05, 0.3, (n, s.design_dim)) if ds.family == "ccd-twotank"
+                         else rng.uniform(0.0, 3.0, (n, s.design_dim)))
+    values = []
+    for _, y, u in search_path(problem, y0, tens, 4, 1e-2, float(s.kappa)):
+        assert torch.equal(problem.project(y), y)
+        v, _ = problem.value(y, tens, u)
+        values.append((y.sum(1) + s.kappa * v).numpy())
+    values = np.array(values)
+    assert np.all(np.diff(values, axis=0) <= 1e-9 * (1 + np.abs(values[:-1])))
+    assert values[-1].mean() < values[0].mean()

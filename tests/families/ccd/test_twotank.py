@@ -82,6 +82,15 @@ def test_converged_responses_are_stationary_and_no_start_beats_them():
     assert np.all(res.stationarity[res.converged] <= S.follower_tol)
 
 
+def finite_difference(c, p, i, h=1e-6):
+    """Central difference of ``||x_T - p||^2`` of row ``i`` in ``c1``, through the defined follower."""
+    cp, cm = c.detach().numpy().copy(), c.detach().numpy().copy()
+    cp[i, 0] += h
+    cm[i, 0] -= h
+    return (np.sum((tt.solve_follower(S, cp, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)
+            - np.sum((tt.solve_follower(S, cm, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)) / (2 * h)
+
+
 def test_implicit_gradient_matches_finite_differences_where_converged():
     p = torch.tensor([[0.45, 0.6], [0.3, 0.5]], dtype=torch.float64)
     c = torch.tensor([[0.2, 0.01], [0.15, 0.01]], dtype=torch.float64, requires_grad=True)
@@ -89,14 +98,8 @@ def test_implicit_gradient_matches_finite_differences_where_converged():
     assert bool(converged.all())
     loss = ((x_final - p) ** 2).sum(1)
     (grad,) = torch.autograd.grad(loss.sum(), c)
-    h = 1e-6
     for i in range(2):
-        cp, cm = c.detach().numpy().copy(), c.detach().numpy().copy()
-        cp[i, 0] += h
-        cm[i, 0] -= h
-        fd = (np.sum((tt.solve_follower(S, cp, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)
-              - np.sum((tt.solve_follower(S, cm, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)) / (2 * h)
-        assert grad[i, 0].item() == pytest.approx(fd, rel=1e-3, abs=1e-8)
+        assert grad[i, 0].item() == pytest.approx(finite_difference(c, p, i), rel=1e-3, abs=1e-8)
 
 
 def test_structure_round_trips_and_hash_changes_with_settings():
@@ -132,13 +135,7 @@ def test_warm_started_layer_with_the_closed_form_hessian_matches_finite_differen
     warm = twotank_response(S, c, p, u0=cold.u, hessian="closed-form")
     assert bool(warm.converged.all())
     (grad,) = torch.autograd.grad(((warm.x_final - p) ** 2).sum(), c)
-    h = 1e-6
     for i in range(2):
-        cp, cm = c.detach().numpy().copy(), c.detach().numpy().copy()
-        cp[i, 0] += h
-        cm[i, 0] -= h
-        fd = (np.sum((tt.solve_follower(S, cp, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)
-              - np.sum((tt.solve_follower(S, cm, p.numpy()).x[i, -1] - p[i].numpy()) ** 2)) / (2 * h)
-        assert grad[i, 0].item() == pytest.approx(fd, rel=1e-3, abs=1e-8)
+        assert grad[i, 0].item() == pytest.approx(finite_difference(c, p, i), rel=1e-3, abs=1e-8)
     with pytest.raises(ValueError, match="hessian"):
         twotank_response(S, c0, p, hessian="newton")

@@ -26,6 +26,8 @@ METHODS = (
     ("l2o-correction-kappa", "L2O, lambda = kappa (first version)"),
     ("l2o-network-only", "network only (paper-settings weights)"),
     ("l2o-correction-converged", "L2O trained to convergence, correction tuned on valid"),
+    ("l2o-correction-converged-fast", "the same, best correction of at most 3 steps"),
+    ("l2o-network-only-converged", "the same network, no correction"),
     ("pso-restarts", "PSO (pyswarms 128 x 200), restart rule"),
     ("pso", "PSO (pyswarms 128 x 200)"),
 )

@@ -432,13 +432,30 @@ TUNE_SEARCH_STEP0 = {"ccd-twotank": (1e-3, 1e-2), "ccd-hvac": (1e-2, 1e-1)}
 TUNE_SEARCH_STEPS = (1, 2, 3, 5, 10, 20)
 
 
+#: A cheaper correction (fewer steps, then the authors' cold start) is preferred when its valid objective is
+#: within this relative margin of the best.
+TUNE_MARGIN = 1e-3
+
+
+def choose_correction(sweep: list[dict], max_steps: int | None = None, margin: float = TUNE_MARGIN) -> dict:
+    """The cheapest entry of a tuning sweep whose valid objective is within ``margin`` (relative) of the best one
+    (optionally among those with at most ``max_steps`` steps): fewest steps, then the authors' cold start, then
+    the lowest objective."""
+    rows = [r for r in sweep if max_steps is None or r["steps"] <= max_steps]
+    if not rows:
+        raise ValueError(f"no tuned correction with at most {max_steps} steps")
+    best = min(r["valid_objective"] for r in rows)
+    near = [r for r in rows if r["valid_objective"] <= best * (1.0 + margin)]
+    return min(near, key=lambda r: (r["steps"], r.get("cold_starts", "authors") != "authors", r["valid_objective"]))
+
+
 def tune(weights: Path, dataset: Path, n_valid: int = 500, steps_grid: tuple[int, ...] = TUNE_STEPS) -> dict:
     """Choose the test-time correction (kind, step length, steps) of a weight file on the valid split.
 
     Tries the paper's violation correction at the training step length and the objective correction
     (descending ``cost + kappa violation^2``, the family's score) at each of :data:`TUNE_GAMMAS`, for every count
     in ``steps_grid`` (default :data:`TUNE_STEPS`), on the first ``n_valid`` valid rows scored by the evaluator's
-    own follower; stores the best (ties: fewer steps) and the whole sweep in the weight file's meta and its ``.json``.
+    own follower; stores :func:`choose_correction`'s pick and the whole sweep in the weight file's meta and its ``.json``.
     """
     from bilevelbench.families.ccd.generate import evaluate
 
@@ -477,8 +494,7 @@ def tune(weights: Path, dataset: Path, n_valid: int = 500, steps_grid: tuple[int
                     sweep.append({"cold_starts": cold, "correction": kind, "gamma": gamma, "steps": k,
                                   "valid_objective": value})
                     log.info("%s", json.dumps(sweep[-1]))
-    cost = {"family": 1, "authors": 0}
-    best = min(sweep, key=lambda r: (r["valid_objective"], r["steps"], cost[r["cold_starts"]]))
+    best = choose_correction(sweep)
     meta.update({"test_correction": best["correction"], "test_gamma": best["gamma"], "test_steps": best["steps"],
                  "test_cold_starts": best["cold_starts"], "correction_sweep": sweep,
                  "correction_sweep_rows": len(y0)})

@@ -89,11 +89,13 @@ class Solver(_Base):
                   "correction": meta.get("test_correction", "violation"), "steps": int(meta["test_steps"]),
                   "gamma": float(meta.get("test_gamma", meta["gamma"]))}
         if self.max_test_steps is not None:
-            within = [r for r in meta.get("correction_sweep", []) if r["steps"] <= self.max_test_steps]
-            if not within:
+            from baselines.l2o_correction.ccd import choose_correction
+
+            try:
+                choice = choose_correction(meta.get("correction_sweep", []), self.max_test_steps)
+            except ValueError:
                 raise MissingDataError(f"{path.name} has no tuned correction with at most {self.max_test_steps} "
-                                       "steps; run python -m baselines.l2o_correction.ccd --tune on it")
-            choice = min(within, key=lambda r: (r["valid_objective"], r["steps"]))
+                                       "steps; run python -m baselines.l2o_correction.ccd --tune on it") from None
         self.problem = CCDProblem(spec.family, s, str(choice.get("cold_starts", "authors")))
         self.steps, self.gamma = int(choice["steps"]), float(choice["gamma"])
         #: "violation" (the paper's correction), "objective" (descends the score) or "search" (the best-known
@@ -111,7 +113,9 @@ class Solver(_Base):
         rows = {k: np.asarray(v) for k, v in params.items()}
         with torch.no_grad():
             y0 = self.net(features(self.family, rows))
-        if self.search:
+        if self.steps == 0:
+            y = self.problem.project(y0)
+        elif self.search:
             for _, y, _ in search_path(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma,
                                        self.objective_weight):
                 pass
@@ -162,3 +166,10 @@ class ConvergedFast(Converged):
 
     name = "l2o-correction-converged-fast"
     max_test_steps = 3
+
+
+class ConvergedNetworkOnly(Converged):
+    """The converged networks without test-time correction (their latency floor)."""
+
+    name = "l2o-network-only-converged"
+    test_steps = 0

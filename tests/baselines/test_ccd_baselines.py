@@ -77,7 +77,7 @@ def trainable(request, tmp_path_factory):
 
 
 def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correction(trainable, tmp_path):
-    from baselines.l2o_correction.ccd import TrainOptions, train, tune
+    from baselines.l2o_correction.ccd import TrainOptions, choose_correction, train, tune
     from baselines.l2o_correction.solver import Converged
 
     ds = InstanceSet.open(trainable)
@@ -94,7 +94,9 @@ def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correctio
     best = tune(out, trainable, n_valid=16, steps_grid=(0, 1, 3))
     meta = __import__("json").loads(out.with_suffix(".json").read_text())
     assert meta["test_steps"] == best["steps"] and best["steps"] in (0, 1, 3)
-    assert best["valid_objective"] == min(r["valid_objective"] for r in meta["correction_sweep"])
+    lowest = min(r["valid_objective"] for r in meta["correction_sweep"])
+    assert lowest <= best["valid_objective"] <= lowest * 1.001
+    assert all(r["steps"] >= best["steps"] for r in meta["correction_sweep"] if r["valid_objective"] <= lowest * 1.001)
 
     class Local(Converged):
         weights_dir = tmp_path
@@ -111,8 +113,8 @@ def test_converged_training_resumes_keeps_the_best_epoch_and_tunes_its_correctio
 
     fast = OneStep()
     fast.setup(spec_of(ds), None)
-    within = [r for r in meta["correction_sweep"] if r["steps"] <= 1]
-    pick = min(within, key=lambda r: (r["valid_objective"], r["steps"]))
+    pick = choose_correction(meta["correction_sweep"], max_steps=1)
+    assert pick["steps"] <= 1
     assert (fast.steps, fast.gamma, fast.search) == (pick["steps"], pick["gamma"], pick["correction"] == "search")
     assert np.isfinite(fast.solve(test.params).y).all()
 

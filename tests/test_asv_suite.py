@@ -37,5 +37,5 @@ def test_asv_quick_run_passes(tmp_path):
     assert "failed" not in proc.stdout, tail
     for name in ("CertifyBQP", "CertifyDCOPF", "Scoring", "Latency", "Quality", "GenerationMemory", "CCDFollower",
                  "CCDBestKnown", "Registry", "SPILabels", "TSPLabels", "TrainingStep", "AdvLabels",
-                 "AdvTrainingStep", "ServiceUpload"):
+                 "AdvTrainingStep", "ServiceUpload", "TwoTankHessian", "ConvergedL2O"):
         assert name in proc.stdout, f"benchmark {name} did not run:\n{tail}"

@@ -171,11 +171,6 @@ class CCDProblem:
             res = ccd_hvac.solve_follower_torch(self.s, self.layer.cond, y, *params, u0=u0)
             return (res.slack ** 2).sum(1), res.u
 
-    def violation_sq(self, y: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(||coupling||^2 per row, converged per row)`` from the cold start."""
-        v, conv, _ = self.response(y, params)
-        return v, conv
-
     def tensors(self, params: dict[str, np.ndarray]) -> tuple:
         if self.family == ccd_twotank.FAMILY:
             return (torch.as_tensor(np.asarray(params["p"], float)),)

@@ -93,6 +93,24 @@ WARM_ITERATIONS = 15
 MAX_IMPLICIT_STEP = 0.5
 
 
+def network_for(family: str, structure, n_in: int, hidden: list[int]) -> CCDNet:
+    """The method's network for a family: the two-tank's sigmoid maps onto its design box, HVAC's ReLU onto
+    ``Y >= 0``."""
+    twotank = family == ccd_twotank.FAMILY
+    return CCDNet(family, n_in, structure.design_dim, list(hidden),
+                  np.asarray(structure.design_lo) if twotank else None,
+                  np.asarray(structure.design_hi) if twotank else None)
+
+
+def load_network(blob: dict, family: str, structure) -> CCDNet:
+    """The trained network of a weight file's contents (``torch.load(..., weights_only=True)``), in eval mode."""
+    meta = blob["meta"]
+    net = network_for(family, structure, int(meta["n_in"]), meta["hidden"])
+    net.load_state_dict(blob["state_dict"])
+    net.eval()
+    return net
+
+
 class CCDProblem:
     """Coupling violation, cost and projection of one family, with the method's (fast) follower.
 
@@ -211,8 +229,9 @@ def correct(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, gam
 
 
 def search_path(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int, step0: float, weight: float
-                ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """The designs after 0, 1, ..., ``steps`` iterations of the best-known search's local phase, from ``y``.
+                ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+    """The designs after 0, 1, ..., ``steps`` iterations of the best-known search's local phase, from ``y``, with
+    the follower's controls (None before the first iteration: no follower is solved for zero steps).
 
     Per row: a normalised gradient step of the penalised objective ``cost + weight violation^2`` at three
     lengths ``t, t/4, t/16`` at once; the best trial is kept if it lowers the objective (then ``t`` doubles,
@@ -220,10 +239,12 @@ def search_path(problem: CCDProblem, y: torch.Tensor, params: tuple, steps: int,
     Values come from the method's warm-started follower. Monotone per row in the method's objective.
     """
     y = problem.project(y)
+    yield 0, y, None
+    if steps == 0:
+        return
     v, u = problem.value(y, params)
     f = y.sum(1) + weight * v
     t = torch.full((y.shape[0],), float(step0), dtype=y.dtype)
-    yield 0, y, u
     rep = [x.repeat_interleave(3, 0) for x in params]
     for k in range(1, steps + 1):
         probe = y.detach().requires_grad_(True)
@@ -313,9 +334,7 @@ def train(dataset: Path, epochs: int = 3, seed: int = 0, out: Path | None = None
     valid = _rows(valid, np.arange(min(opts.n_valid, next(iter(valid.values())).shape[0])))
     problem = CCDProblem(family, s, opts.cold_starts)
     n_in = features(family, _rows(train_params, np.arange(2))).shape[1]
-    lo = np.asarray(s.design_lo) if family == ccd_twotank.FAMILY else None
-    hi = np.asarray(s.design_hi) if family == ccd_twotank.FAMILY else None
-    net = CCDNet(family, n_in, s.design_dim, cfg["hidden"], lo, hi)
+    net = network_for(family, s, n_in, cfg["hidden"])
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     n = next(iter(train_params.values())).shape[0]
     warm = problem.cold_start(n)            # each train row's last follower controls (warm starts across epochs)
@@ -460,11 +479,7 @@ def tune(weights: Path, dataset: Path, n_valid: int = 500, steps_grid: tuple[int
     family, s = ds.family, ds.structure
     if meta["structure_hash"] != s.digest():
         raise ValueError(f"{weights} was trained on another structure than {dataset}")
-    lo = np.asarray(s.design_lo) if family == ccd_twotank.FAMILY else None
-    hi = np.asarray(s.design_hi) if family == ccd_twotank.FAMILY else None
-    net = CCDNet(family, int(meta["n_in"]), s.design_dim, list(meta["hidden"]), lo, hi)
-    net.load_state_dict(blob["state_dict"])
-    net.eval()
+    net = load_network(blob, family, s)
     valid = ds.split("valid").params
     valid = _rows(valid, np.arange(min(n_valid, next(iter(valid.values())).shape[0])))
     with torch.no_grad():

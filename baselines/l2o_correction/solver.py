@@ -76,15 +76,11 @@ class Solver(_Base):
         self.version = f"1 ({path.name}, seed {meta['seed']})"
 
     def _setup_ccd(self, spec, path: Path, blob: dict) -> None:
-        from baselines.l2o_correction.ccd import CCDNet, CCDProblem
+        from baselines.l2o_correction.ccd import CCDProblem, load_network
 
         meta = blob["meta"]
         s = spec.structure
-        twotank = spec.family == "ccd-twotank"
-        self.net = CCDNet(spec.family, int(meta["n_in"]), s.design_dim, list(meta["hidden"]),
-                          np.asarray(s.design_lo) if twotank else None, np.asarray(s.design_hi) if twotank else None)
-        self.net.load_state_dict(blob["state_dict"])
-        self.net.eval()
+        self.net = load_network(blob, spec.family, s)
         choice = {"cold_starts": meta.get("test_cold_starts", meta.get("cold_starts", "authors")),
                   "correction": meta.get("test_correction", "violation"), "steps": int(meta["test_steps"]),
                   "gamma": float(meta.get("test_gamma", meta["gamma"]))}
@@ -113,9 +109,7 @@ class Solver(_Base):
         rows = {k: np.asarray(v) for k, v in params.items()}
         with torch.no_grad():
             y0 = self.net(features(self.family, rows))
-        if self.steps == 0:
-            y = self.problem.project(y0)
-        elif self.search:
+        if self.search:
             for _, y, _ in search_path(self.problem, y0, self.problem.tensors(rows), self.steps, self.gamma,
                                        self.objective_weight):
                 pass

@@ -270,13 +270,12 @@ def collect(run: SandboxRun, n: int, m: int, nz: int, untimed_from: int | None =
     stop = run.exit_reason()
     batched_s, batched_n, diffs = 0.0, 0, []
     for event in run.of("batch"):
+        lo, size = event.get("start"), event.get("size")
         if "error" in event or not isinstance(event.get("seconds"), (int, float)):
-            lo, size = event.get("start"), event.get("size")
             if "error" in event and isinstance(lo, int) and isinstance(size, int):
                 for i in range(max(lo, untimed_from), min(n, lo + size)):
                     reasons.setdefault(i, str(event["error"])[:300])
             continue
-        lo, size = event.get("start"), event.get("size")
         try:
             rows = np.asarray(event.get("y"), dtype=float).reshape(size, m)
         except (TypeError, ValueError):

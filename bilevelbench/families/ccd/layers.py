@@ -41,17 +41,20 @@ def twotank_hessian(s: ccd_twotank.TwoTankStructure, u: torch.Tensor, design: to
 
 
 class TwoTankResponse(NamedTuple):
-    """The follower's final state (differentiable in the design), convergence and controls (detached)."""
+    """The follower's controls (detached), their implicit rebuild (differentiable in the design), convergence."""
 
-    x_final: torch.Tensor    # (B, 2)
     converged: torch.Tensor  # (B,) bool: the follower met its tolerance
     u: torch.Tensor          # (B, 2T): the follower's controls, for warm starts
     u_out: torch.Tensor      # (B, 2T): ``u - H^{-1} g``, differentiable in the design (equals ``u`` where converged)
 
+    def final_state(self, s: ccd_twotank.TwoTankStructure, design: torch.Tensor) -> torch.Tensor:
+        """``x_T`` (B, 2) under ``u_out``: differentiable in ``design`` through the implicit function."""
+        return ccd_twotank.rollout(s, self.u_out.view(design.shape[0], s.steps, 2), design)[:, -1]
+
 
 def twotank_response(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor,
                      u0: torch.Tensor | None = None, hessian: str = "autodiff") -> TwoTankResponse:
-    """``x_T`` of the follower's response to ``design`` (B, 2), differentiable in ``design``.
+    """The follower's response to ``design`` (B, 2), rebuilt by one implicit Newton step (differentiable).
 
     Parameters
     ----------
@@ -87,9 +90,7 @@ def twotank_response(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: t
         gn = free_block(gn, fm)
         bad = info != 0
         step = torch.where(bad.view(-1, 1, 1), torch.linalg.solve(gn, (g * fm).unsqueeze(-1)), step)
-    u_out = u_star - step.squeeze(-1)
-    x_final = ccd_twotank.rollout(s, u_out.view(B, T, 2), design)[:, -1]
-    return TwoTankResponse(x_final, converged, u_star, u_out)
+    return TwoTankResponse(converged, u_star, u_star - step.squeeze(-1))
 
 
 def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p: torch.Tensor):
@@ -99,7 +100,7 @@ def twotank_final_state(s: ccd_twotank.TwoTankStructure, design: torch.Tensor, p
     best-known search uses this form (autodiff Hessian), so its labels do not move.
     """
     res = twotank_response(s, design, p)
-    return res.x_final, res.converged
+    return res.final_state(s, design), res.converged
 
 
 class HVACResponse(NamedTuple):

@@ -57,9 +57,11 @@ class _HVACSwarmObjective:
         self.cond = ccd_hvac.Condensed(s)
         self.params = tuple(torch.as_tensor(np.repeat(np.asarray(params[k], float), n_particles, 0))
                             for k in ("x0", "ymin", "ymax", "d"))
+        self.u = None
 
     def __call__(self, designs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        res = ccd_hvac.solve_follower_torch(self.s, self.cond, torch.as_tensor(designs), *self.params)
+        res = ccd_hvac.solve_follower_torch(self.s, self.cond, torch.as_tensor(designs), *self.params, u0=self.u)
+        self.u = res.u
         viol = torch.linalg.norm(res.slack, dim=1).numpy()
         return designs.sum(1) + self.s.kappa * viol ** 2, viol
 

@@ -3,32 +3,52 @@
 A certified label of ``mimpc-robot`` fixes the trajectory but not its binaries: a side of an obstacle that
 the optimal trajectory satisfies may be relaxed (``b = 1``) or enforced (``b = 0``) at no cost, and the MIQP
 solver picks either (about one satisfied side in six is left relaxed in the labels). A network fitted to such
-labels learns the solver's arbitrary choices. The canonical label enforces every side the label's trajectory
-satisfies, a function of the geometry only; with the label's continuous part the fixed-integer QP has the same
-optimum (the trajectory satisfies every enforced row and is optimal for fewer rows).
+labels learns the solver's arbitrary choices. The canonical label is a function of the label's trajectory
+only; with the label's continuous part the fixed-integer QP has the same optimum (the trajectory satisfies
+every enforced row and is optimal for fewer rows).
 
-Generic rule: a binary that appears in exactly one row with continuous variables, with a negative coefficient
-(an indicator ``G_C x - M b <= r``), is set to 0 when that row holds at ``b = 0`` and to 1 otherwise. Instances
-where the result would break an integer-only row keep their label. Other integers (the tank's pump levels)
-are left as they are.
+Two generic rules, one per kind of binary:
+
+* **Indicators.** A binary that appears in exactly one row with continuous variables, with a negative
+  coefficient (``G_C x - M b <= r``), is set to 0 when that row holds at ``b = 0`` and to 1 otherwise: every
+  satisfied side is enforced (``mimpc-robot``'s four binaries per obstacle and step).
+* **Coded groups.** Binaries that share their rows with continuous variables (the authors' two-bit code of
+  ``mimpc-robot-authors``: two bits select the one enforced side of an obstacle at a step) form a group; of
+  the group's ``2^k`` values (``k <= MAX_GROUP``), the label takes the one under which the group's rows hold
+  with the largest smallest slack (scaled by :func:`row_scale`), the first in binary order on ties. For the
+  two-bit code this enforces the side the trajectory clears by the widest margin. At the optimum half of the
+  robot's obstacle steps clear two sides, and the exact solver's choice between them is arbitrary.
+
+Instances where the result would break an integer-only row keep their label. Other integers (the tank's pump
+levels) are left as they are.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
 from bilevelbench.families.mimpc.miqp import MIQPStructure, row_residual, row_scale
 
 TOL = 1e-7
+#: Largest group of coded binaries whose values are enumerated.
+MAX_GROUP = 4
+
+
+def _mixed_rows(s: MIQPStructure) -> np.ndarray:
+    return np.any(s.G[:, ~s.integer] != 0, axis=1)
+
+
+def _binary(s: MIQPStructure) -> np.ndarray:
+    return s.integer & (s.lb == 0) & (s.ub == 1)
 
 
 def indicator_rows(s: MIQPStructure) -> tuple[np.ndarray, np.ndarray]:
     """``(columns, rows)``: the integer columns that are big-M indicators of one mixed row, and that row."""
-    mixed = np.any(s.G[:, ~s.integer] != 0, axis=1)
+    mixed = _mixed_rows(s)
     cols, rows = [], []
-    for j in np.flatnonzero(s.integer):
-        if s.lb[j] != 0 or s.ub[j] != 1:
-            continue
+    for j in np.flatnonzero(_binary(s)):
         where = np.flatnonzero(mixed & (s.G[:, j] != 0))
         if where.size == 1 and s.G[where[0], j] < 0:
             cols.append(j)
@@ -36,20 +56,67 @@ def indicator_rows(s: MIQPStructure) -> tuple[np.ndarray, np.ndarray]:
     return np.array(cols, dtype=np.int64), np.array(rows, dtype=np.int64)
 
 
+def coded_groups(s: MIQPStructure) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(columns, rows)]``: binaries that are not indicators, grouped by the mixed rows they share.
+
+    Two such binaries are in one group when a mixed row holds both; a group's rows are the mixed rows of its
+    binaries. Groups of more than :data:`MAX_GROUP` binaries are left out.
+    """
+    mixed = _mixed_rows(s)
+    indicators = set(indicator_rows(s)[0].tolist())
+    free = [j for j in np.flatnonzero(_binary(s)) if j not in indicators and np.any(mixed & (s.G[:, j] != 0))]
+    parent = {j: j for j in free}
+
+    def find(j: int) -> int:
+        while parent[j] != j:
+            parent[j] = parent[parent[j]]
+            j = parent[j]
+        return j
+
+    index = np.array(free, dtype=np.int64)
+    for r in np.flatnonzero(mixed):
+        members = index[s.G[r, index] != 0] if index.size else index
+        for j in members[1:]:
+            parent[find(int(j))] = find(int(members[0]))
+    groups: dict[int, list[int]] = {}
+    for j in free:
+        groups.setdefault(find(j), []).append(j)
+    out = []
+    for cols in groups.values():
+        if len(cols) > MAX_GROUP:
+            continue
+        cols_arr = np.array(sorted(cols), dtype=np.int64)
+        rows = np.flatnonzero(mixed & np.any(s.G[:, cols_arr] != 0, axis=1))
+        out.append((cols_arr, rows))
+    return out
+
+
 def canonical_labels(s: MIQPStructure, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Labels ``X`` (B, n) with every indicator set by whether its row holds at the label (module docstring)."""
+    """Labels ``X`` (B, n) with their big-M binaries chosen by the label's trajectory (module docstring)."""
     X = np.array(X, dtype=float, copy=True)
     cols, rows = indicator_rows(s)
-    if cols.size == 0:
+    groups = coded_groups(s)
+    if cols.size == 0 and not groups:
         return X
     ok = np.isfinite(X).all(1)
-    Z = X.copy()
-    Z[:, cols] = 0.0
-    holds = row_residual(s, np.where(ok[:, None], Z, 0.0), theta)[:, rows] <= TOL * row_scale(s)[rows]
-    Z[:, cols] = np.where(holds, 0.0, 1.0)
-    int_only = ~np.any(s.G[:, ~s.integer] != 0, axis=1)
     scale = row_scale(s)
-    res = row_residual(s, np.where(ok[:, None], Z, 0.0), theta)
+    Z = np.where(ok[:, None], X, 0.0)
+    Z[:, cols] = 0.0
+    for g_cols, _ in groups:
+        Z[:, g_cols] = 0.0
+    base = row_residual(s, Z, theta)                      # every indicator and coded binary at 0
+    if cols.size:
+        Z[:, cols] = np.where(base[:, rows] <= TOL * scale[rows], 0.0, 1.0)
+    for g_cols, g_rows in groups:
+        values = np.array(list(itertools.product((0.0, 1.0), repeat=g_cols.size)))      # (V, k), binary order
+        res = base[:, None, g_rows] + (values @ s.G[np.ix_(g_rows, g_cols)].T)[None]     # (B, V, rows)
+        slack = -res / scale[g_rows]
+        holds = np.all(res <= TOL * scale[g_rows], axis=2)
+        score = np.where(holds, slack.min(axis=2), -np.inf)
+        Z[:, g_cols] = values[np.argmax(score, axis=1)]
+        ok &= holds.any(axis=1)             # no value clears the rows: the instance keeps its label
+    int_only = ~_mixed_rows(s)
+    res = row_residual(s, Z, theta)
     keep = ok & np.all(res[:, int_only] <= TOL * scale[int_only], axis=1)
     X[keep] = Z[keep]
     return X

@@ -127,6 +127,42 @@ def test_canonical_labels_keep_the_optimum(robot_set, tank_set):
     assert np.array_equal(canonical_labels(tank.structure, tank.split("test").params["theta"], tx), tx)
 
 
+def test_canonical_labels_of_the_two_bit_code_enforce_the_widest_cleared_side(tmp_path):
+    """mimpc-robot-authors: two bits per obstacle and step pick the one enforced side; the canonical label picks
+    the side the label's trajectory clears by the widest margin, keeps the trajectory, and still solves to it."""
+    from baselines.miqp_common.labels import canonical_labels, coded_groups, indicator_rows
+    from bilevelbench.families.mimpc.certify import MIQPCertifierSettings
+    from bilevelbench.families.mimpc.generate import MIQPRequest, generate_miqp
+    from bilevelbench.families.mimpc.miqp import row_residual, row_scale, solve_fixed_integers
+    from bilevelbench.families.mimpc.problem import AUTHORS_ROBOT, SIDES, TWO_BIT
+
+    request = MIQPRequest(family="mimpc-robot", n_train=1, n_valid=0, n_test=6, seed=7, geometry="authors")
+    ds = InstanceSet.open(generate_miqp(request, tmp_path / "authors.h5", MIQPCertifierSettings(time_limit=120)))
+    s, split = ds.structure, ds.split("test")
+    theta, X = split.params["theta"], split.labels["x"]
+    cfg, H = AUTHORS_ROBOT, AUTHORS_ROBOT.horizon
+    assert indicator_rows(s)[0].size == 0
+    groups = coded_groups(s)
+    assert len(groups) == 3 * H and all(c.size == 2 and r.size == 4 for c, r in groups)
+    Y = canonical_labels(s, theta, X)
+    assert np.array_equal(Y[:, ~s.integer], X[:, ~s.integer])
+    assert np.all(row_residual(s, Y, theta) <= 1e-6 * row_scale(s))
+    # the enforced side is the one with the largest clearance at the label's positions
+    p, v, a = theta[:, :2].copy(), theta[:, 2:4].copy(), X[:, :2 * H].reshape(-1, H, 2)
+    bits = Y[:, 2 * H:].reshape(-1, H, 3, 2)
+    centres, half = np.array(cfg.obstacle_centres), np.array(cfg.obstacle_half_sizes)
+    reach = np.stack([half[:, 0], half[:, 1], half[:, 0], half[:, 1]], 1) + cfg.d_min
+    for k in range(H):
+        p, v = p + cfg.tau * v + 0.5 * cfg.tau**2 * a[:, k], v + cfg.tau * a[:, k]
+        clearance = np.einsum("jd,bod->boj", SIDES, p[:, None, :] - centres[None]) - reach[None]
+        code = TWO_BIT[:, 0] + TWO_BIT[:, 1] * bits[:, k, :, :1] + TWO_BIT[:, 2] * bits[:, k, :, 1:]
+        enforced = np.argmin(np.abs(code), axis=-1)
+        np.testing.assert_array_equal(enforced, clearance.argmax(-1))
+    for i in range(theta.shape[0]):
+        ref = solve_fixed_integers(s, theta[i], Y[i, s.integer])
+        np.testing.assert_allclose(ref.x, Y[i], atol=1e-5)
+
+
 def test_torch_terms_match_numpy(robot_set):
     """Objective and scaled violations of MIQPTerms equal the numpy definitions; straight-through rounding."""
     from bilevelbench.families.mimpc.miqp import objective, row_residual, row_scale

@@ -107,6 +107,8 @@ def canonical_labels(s: MIQPStructure, theta: np.ndarray, X: np.ndarray) -> np.n
     base = row_residual(s, Z, theta)                      # every indicator and coded binary at 0
     if cols.size:
         Z[:, cols] = np.where(base[:, rows] <= TOL * scale[rows], 0.0, 1.0)
+        if groups:
+            base = row_residual(s, Z, theta)              # the indicators set, every coded binary at 0
     for g_cols, g_rows in groups:
         values = np.array(list(itertools.product((0.0, 1.0), repeat=g_cols.size)))      # (V, k), binary order
         res = base[:, None, g_rows] + (values @ s.G[np.ix_(g_rows, g_cols)].T)[None]     # (B, V, rows)

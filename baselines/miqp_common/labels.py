@@ -59,35 +59,25 @@ def indicator_rows(s: MIQPStructure) -> tuple[np.ndarray, np.ndarray]:
 def coded_groups(s: MIQPStructure) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(columns, rows)]``: binaries that are not indicators, grouped by the mixed rows they share.
 
-    Two such binaries are in one group when a mixed row holds both; a group's rows are the mixed rows of its
-    binaries. Groups of more than :data:`MAX_GROUP` binaries are left out.
+    Two such binaries are in one group when a mixed row holds both (connected components of the binaries'
+    row-sharing graph); a group's rows are the mixed rows of its binaries. Groups of more than
+    :data:`MAX_GROUP` binaries are left out.
     """
-    mixed = _mixed_rows(s)
-    indicators = set(indicator_rows(s)[0].tolist())
-    free = [j for j in np.flatnonzero(_binary(s)) if j not in indicators and np.any(mixed & (s.G[:, j] != 0))]
-    parent = {j: j for j in free}
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(j: int) -> int:
-        while parent[j] != j:
-            parent[j] = parent[parent[j]]
-            j = parent[j]
-        return j
-
-    index = np.array(free, dtype=np.int64)
-    for r in np.flatnonzero(mixed):
-        members = index[s.G[r, index] != 0] if index.size else index
-        for j in members[1:]:
-            parent[find(int(j))] = find(int(members[0]))
-    groups: dict[int, list[int]] = {}
-    for j in free:
-        groups.setdefault(find(j), []).append(j)
+    mixed = np.flatnonzero(_mixed_rows(s))
+    touches = s.G[mixed] != 0                                  # (mixed rows, n)
+    free = np.setdiff1d(np.flatnonzero(_binary(s) & touches.any(axis=0)), indicator_rows(s)[0])
+    if free.size == 0:
+        return []
+    incidence = csr_matrix(touches[:, free].astype(np.int8))
+    count, component = connected_components(incidence.T @ incidence, directed=False)
     out = []
-    for cols in groups.values():
-        if len(cols) > MAX_GROUP:
-            continue
-        cols_arr = np.array(sorted(cols), dtype=np.int64)
-        rows = np.flatnonzero(mixed & np.any(s.G[:, cols_arr] != 0, axis=1))
-        out.append((cols_arr, rows))
+    for c in range(count):
+        cols = free[component == c]
+        if cols.size <= MAX_GROUP:
+            out.append((cols, mixed[touches[:, cols].any(axis=1)]))
     return out
 
 

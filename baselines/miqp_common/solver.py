@@ -1,7 +1,7 @@
 """The solver of the MIQP baselines: the trained integer network, then the relaxed QP for the continuous part.
 
-``setup`` loads the weight file in the baseline's ``weights/`` whose recorded structure hash matches the task
-(``torch.load(..., weights_only=True)``); ``solve`` returns the full decision ``x`` (B, n): integers rounded to
+``setup`` loads the weight file in the baseline's ``weights/`` whose recorded structure hash matches the task,
+preferring one trained on the task's data set (``torch.load(..., weights_only=True)``); ``solve`` returns the full decision ``x`` (B, n): integers rounded to
 exact integers, continuous part from the relaxed QP (:meth:`RelaxedMIQPLayer.solve_exact`: OSQP with polishing,
 answers checked against the KKT conditions, :class:`BatchedQP` for the rows that fail the check).
 """
@@ -22,11 +22,21 @@ from bilevelbench.solvers import Solver as _Base
 FAMILIES = ("mimpc-robot", "mimpc-tank")
 
 
-def find_weights(structure_hash: str, folder: Path, method: str) -> Path:
-    """The weight file of ``method`` trained on this structure, or a clear error listing what exists."""
-    found, seen = scan_weights(
-        folder, lambda meta: meta["structure_hash"] == structure_hash and meta.get("method") == method,
-        lambda path, meta: f"{path.name} ({meta['structure_hash'][:12]}...)")
+def find_weights(structure_hash: str, folder: Path, method: str, dataset: str | None = None) -> Path:
+    """The weight file of ``method`` trained on this structure, or a clear error listing what exists.
+
+    Where several files match (``mimpc-robot-authors`` and ``mimpc-robot-authors-20k`` share a structure), the
+    one trained on ``dataset`` (its meta's ``dataset``) is taken; otherwise the first match by file name.
+    """
+    def matches(meta: dict) -> bool:
+        return meta["structure_hash"] == structure_hash and meta.get("method") == method
+
+    if dataset is not None:
+        found, _ = scan_weights(folder, lambda meta: matches(meta) and meta.get("dataset") == dataset,
+                                lambda path, meta: path.name)
+        if found is not None:
+            return found
+    found, seen = scan_weights(folder, matches, lambda path, meta: f"{path.name} ({meta['structure_hash'][:12]}...)")
     if found is not None:
         return found
     raise MissingDataError(f"no miqp_{method} weights for structure {structure_hash[:12]}... in {folder}; "
@@ -58,7 +68,7 @@ class MIQPBaseline(_Base):
         return (spec.family not in FAMILIES, f"trained for {', '.join(FAMILIES)} only, not {spec.family!r}")
 
     def setup(self, spec, train_set) -> None:
-        path = find_weights(spec.structure.digest(), Path(self.weights_dir), self.method)
+        path = find_weights(spec.structure.digest(), Path(self.weights_dir), self.method, spec.dataset)
         self.model, meta = load_model(path, spec.structure)
         #: Test-time repair budget chosen on the valid split by the training command (0: none).
         self.repair = int(meta.get("repair", 0)) if self.repairs else 0

@@ -95,6 +95,21 @@ def test_missing_weights_are_a_clear_error(tmp_path):
         find_weights("0" * 64, tmp_path, "sl")
 
 
+def test_weights_trained_on_the_task_data_set_are_preferred(tmp_path):
+    """Two data sets of one structure (mimpc-robot-authors and its 20k variant): each task gets its own weights,
+    and a data set with none of its own falls back to the first match by file name."""
+    digest = "ab" * 32
+    for file, dataset in (("a-large.pt", "robot-large"), ("b-small.pt", "robot-small")):
+        torch.save({"state_dict": {}, "meta": {"structure_hash": digest, "method": "sl", "dataset": dataset}},
+                   tmp_path / file)
+    assert find_weights(digest, tmp_path, "sl", "robot-small") == tmp_path / "b-small.pt"
+    assert find_weights(digest, tmp_path, "sl", "robot-large") == tmp_path / "a-large.pt"
+    assert find_weights(digest, tmp_path, "sl", "another") == tmp_path / "a-large.pt"
+    assert find_weights(digest, tmp_path, "sl") == tmp_path / "a-large.pt"
+    with pytest.raises(MissingDataError, match="no miqp_hybrid weights"):
+        find_weights(digest, tmp_path, "hybrid", "robot-small")
+
+
 def test_training_is_deterministic(tank_set, tmp_path):
     outs = []
     for k in range(2):

@@ -24,7 +24,8 @@ PAPER = {
     ("robot", "hybrid"): ("0.1", "8.0", "20.1"),
 }
 #: (data set, the authors' problem it is compared with).
-DATASETS = (("mimpc-tank", "tank"), ("mimpc-robot-authors", "robot"), ("mimpc-robot", "robot"))
+DATASETS = (("mimpc-tank", "tank"), ("mimpc-robot-authors", "robot"), ("mimpc-robot-authors-20k", "robot"),
+            ("mimpc-robot", "robot"))
 METHODS = ("sl", "ssl", "hybrid")
 HEADER = ("| data set | method | integer-only violated | paper | continuous violated | paper | gap | gap, paper conv. "
           "| closed loop: episodes with a violation | paper: trajectory infeasibility | closed-loop cost / exact "

@@ -14,6 +14,10 @@ least certain integers rounded the other way, and optionally the step moves of
 :func:`~bilevelbench.families.mimpc.miqp_l2o.step_moves`) is then chosen on valid among ``REPAIR_GRID`` by
 the same score; ``(0, False)`` is the paper's method as published. Supervised targets are the canonical labels
 (:mod:`baselines.miqp_common.labels`) unless ``--labels raw``.
+
+Interrupted runs resume: every epoch ends with a checkpoint ``<out>.partial.pt``
+(:mod:`baselines.miqp_common.checkpoint`), and the same command run again continues after the last finished
+epoch, with the weights an uninterrupted run would give. A larger ``--epochs`` extends an interrupted run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.miqp_common.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    pack_warm_starts,
+    run_key,
+    save_checkpoint,
+    unpack_warm_starts,
+)
 from baselines.miqp_common.labels import canonical_labels
 from baselines.miqp_common.metrics import miqp_metrics
 from bilevelbench.data.instance_set import InstanceSet
@@ -147,8 +159,23 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
     history: list[dict] = []
     best = (float("inf"), None, 0)
     n = rows.size
-    start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
+    ckpt = checkpoint_path(out)
+    key = run_key({"method": method, "dataset_sha256": file_sha256(args.dataset),
+                   **{k: v for k, v in vars(args).items() if k not in ("epochs", "quiet", "out", "dataset")}})
+    done, elapsed = 0, 0.0
+    state = load_checkpoint(ckpt, key)
+    if state is not None:
+        model.policy.load_state_dict(state["policy"])
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        model.layer.oracle.memory = unpack_warm_starts(state["warm_starts"])
+        history = json.loads(state["history"])
+        best = (float(state["best_score"]), state["best_policy"], int(state["best_epoch"]))
+        done, elapsed = int(state["epoch"]), float(state["seconds"])
+        log.info("resuming %s after epoch %d (%s)", out.name, done, ckpt)
+    start = time.perf_counter() - elapsed
+    for epoch in range(done + 1, args.epochs + 1):
         model.train()
         order = rng.permutation(n)
         sums = {"loss": 0.0, "objective": 0.0, "violation": 0.0, "supervised": 0.0}
@@ -190,6 +217,14 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
         sc = score(metrics)
         if args.select == "last" or sc < best[0]:
             best = (sc, {k: v.clone() for k, v in model.policy.state_dict().items()}, epoch)
+        save_checkpoint(ckpt, {
+            "key": key, "epoch": epoch, "seconds": time.perf_counter() - start,
+            "policy": model.policy.state_dict(), "optimizer": opt.state_dict(),
+            "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+            "warm_starts": pack_warm_starts(model.layer.oracle.memory), "history": json.dumps(history),
+            "best_score": best[0], "best_policy": best[1], "best_epoch": best[2]})
+    if best[1] is None:
+        raise UsageError(f"--epochs must be at least 1, received {args.epochs}")
     model.policy.load_state_dict(best[1])
     trials = []
     for k, moves in REPAIR_GRID:
@@ -212,6 +247,7 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
     summary = {k[len("valid_"):]: v for k, v in kept.items() if k.startswith("valid_")}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "valid": summary, "repair_trials": trials,
                                                     "history": history}, indent=1) + "\n")
+    ckpt.unlink(missing_ok=True)
     log.info("wrote %s (epoch %d kept, %.0f s)", out, best[2], meta["train_seconds"])
     return out
 

@@ -15,7 +15,7 @@ from baselines.miqp_common.metrics import miqp_metrics
 from baselines.miqp_common.solver import find_weights
 from baselines.miqp_common.train import REPAIR_GRID, build_parser, train
 from bilevelbench.data.instance_set import InstanceSet
-from bilevelbench.errors import MissingDataError
+from bilevelbench.errors import MissingDataError, UsageError
 from bilevelbench.solvers import TaskSpec, load_solver
 
 
@@ -118,6 +118,69 @@ def test_training_is_deterministic(tank_set, tmp_path):
         outs.append(torch.load(train("hybrid", args, tmp_path), weights_only=True)["state_dict"])
     for key in outs[0]:
         assert torch.equal(outs[0][key], outs[1][key])
+
+
+@pytest.mark.parametrize("method", ["sl", "hybrid"])
+def test_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_run(method, tank_set, tmp_path, monkeypatch):
+    import baselines.miqp_common.train as trainer
+    from baselines.miqp_common.checkpoint import checkpoint_path
+
+    def run(out, epochs=3, extra=()):
+        args = build_parser(method).parse_args(["--dataset", str(tank_set), "--epochs", str(epochs), "--batch-size",
+                                                "3", "--hidden", "8", "-q", "--out", str(out), *extra])
+        return train(method, args, tmp_path)
+
+    straight = torch.load(run(tmp_path / "straight.pt"), weights_only=True)
+    assert not checkpoint_path(tmp_path / "straight.pt").exists()   # a finished run leaves no checkpoint
+
+    real_evaluate, calls = trainer.evaluate, []
+
+    def evaluate_then_crash(*a, **k):                                # killed during epoch 2's valid pass
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate_then_crash)
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(out)
+    assert checkpoint_path(out).exists() and not out.exists()
+    monkeypatch.setattr(trainer, "evaluate", real_evaluate)
+    with pytest.raises(UsageError, match="other settings.*lr"):      # another setting: refused, not mixed
+        run(out, extra=("--lr", "0.01"))
+    resumed = torch.load(run(out), weights_only=True)
+    assert not checkpoint_path(out).exists()
+    for key in straight["state_dict"]:
+        assert torch.equal(straight["state_dict"][key], resumed["state_dict"][key])
+    history = [json.loads(p.with_suffix(".json").read_text())["history"] for p in (tmp_path / "straight.pt", out)]
+    assert [h["epoch"] for h in history[1]] == [1, 2, 3]
+    drop = ("seconds", "valid_ms_per_instance")
+    assert [{k: v for k, v in h.items() if k not in drop} for h in history[0]] == \
+        [{k: v for k, v in h.items() if k not in drop} for h in history[1]]
+    assert resumed["meta"]["selected_epoch"] == straight["meta"]["selected_epoch"]
+
+
+def test_warm_starts_survive_a_weights_only_checkpoint(tmp_path):
+    from baselines.miqp_common.checkpoint import (
+        load_checkpoint,
+        pack_warm_starts,
+        run_key,
+        save_checkpoint,
+        unpack_warm_starts,
+    )
+
+    rng = np.random.default_rng(0)
+    memory = {7: (rng.normal(size=5), rng.random(4)), 2: (rng.normal(size=5), rng.random(4))}
+    key = run_key({"method": "hybrid", "lr": 1e-3})
+    path = tmp_path / "w.partial.pt"
+    save_checkpoint(path, {"key": key, "warm_starts": pack_warm_starts(memory), "empty": pack_warm_starts({})})
+    state = load_checkpoint(path, key)
+    back = unpack_warm_starts(state["warm_starts"])
+    assert sorted(back) == [2, 7] and unpack_warm_starts(state["empty"]) == {}
+    for k, (x, y) in memory.items():
+        assert np.array_equal(back[k][0], x) and np.array_equal(back[k][1], y)
+    assert load_checkpoint(tmp_path / "none.partial.pt", key) is None
 
 
 def test_canonical_labels_keep_the_optimum(robot_set, tank_set):

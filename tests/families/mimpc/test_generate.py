@@ -112,6 +112,30 @@ def test_verify_rechecks_mixed_integer_labels_and_catches_a_tampered_one(tank_se
     assert [f[0] for f in report.failures] == [0] and "stored objective" in report.failures[0][2]
 
 
+def test_verify_rechecks_best_known_labels_instead_of_refusing_them(tank_set, tmp_path):
+    """A solve stopped by its time limit above the gap keeps its checked point as best_known (certify.py); the
+    verifier re-checks that point like a certified one, without the gap, and still catches a tampered one."""
+    from bilevelbench.data.hdf5 import read_instance_set, write_instance_set
+    from bilevelbench.verify import verify_instance_set
+
+    data = read_instance_set(tank_set)
+    status = np.array([s.decode() if isinstance(s, bytes) else str(s) for s in data.labels["status"]], dtype="U20")
+    status[0] = "best_known"
+    data.labels["status"] = status.astype("S20")
+    data.labels["dual_bound"] = data.labels["dual_bound"].copy()
+    data.labels["dual_bound"][0] -= 10.0                      # far from the objective: no proof, still published
+    kept = tmp_path / "best-known.h5"
+    write_instance_set(kept, data)
+    report = verify_instance_set(InstanceSet.open(kept))
+    assert report.ok, report.failures[:3]
+    data.labels["objective"] = data.labels["objective"].copy()
+    data.labels["objective"][0] -= 1.0
+    bad = tmp_path / "bad.h5"
+    write_instance_set(bad, data)
+    report = verify_instance_set(InstanceSet.open(bad))
+    assert [f[0] for f in report.failures] == [0] and "stored objective" in report.failures[0][2]
+
+
 def test_closed_loop_collection_keeps_the_states_an_exact_mpc_visits(tmp_path, monkeypatch):
     """sampling = "closed-loop" (the authors' data collection): each split holds the states of its own episodes,
     in order; consecutive states of an episode are the plant moved by the previous label's first input; the

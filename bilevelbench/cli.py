@@ -239,8 +239,9 @@ def _check_released_digest(ds, expected: str) -> int:
         print(f"content digest {got} equals the released one (the spec's content_digest)")
         return 0
     print(f"bilevelbench generate: warning: {out} has content digest {got}, the spec says the released file has "
-          f"{expected}; its labels passed their checks but differ from the release (another solver version?): "
-          "compare with 'bilevelbench info'", file=sys.stderr)
+          f"{expected}; its labels passed their checks but differ from the release (another solver version, or "
+          "CPU kernels that round differently: digests hash the arrays bit for bit): compare with 'bilevelbench info'",
+          file=sys.stderr)
     return 1
 
 

@@ -41,6 +41,27 @@ GOLDEN = {
 }
 
 
+#: Digests of the same tiny sets where the machine's kernels differ from the reference machines' (AVX-512)
+#: (bilevelbench.testing.numerics). The objectives are the pinned ones above to 1e-9 there too, except
+#: ccd-twotank's best-known objective (a search, not a certificate), pinned in OBJECTIVES_BY_PROFILE: it differs
+#: by 1.4e-8 relative.
+GOLDEN_BY_PROFILE = {
+    "openblas=Haswell;torch=AVX2": {
+        "adv-control": "sha256:79b6417bb9429bb9f7488713bb37ff3c9ac71d9f0f6bf2081ad9c67cd057708d",
+        "bqp": "sha256:655d2604a8bd14439ab29f59f66b76b1c2a1ec89a2a615c0fadf74a576f7a416",
+        "ccd-hvac": "sha256:535898f8a4c8f1bb38a178c276b2c0f19b5f1e410f52ce21991df76604d7db5d",
+        "ccd-twotank": "sha256:c42a824bca0697d0641da14e1a151552413d196592f56347b95e834a77586463",
+        "dcopf": "sha256:ba697eaab45b37e20e5ecbbb0649aec8ea45a1eab55b6bb6601427f7a6f2d851",
+        "mimpc-robot": "sha256:a88358cbc8c371dd92302322b27870118cf048e99f06011dfa0687011638709a",
+        "mimpc-tank": "sha256:41d1fdadb93631c5be819fee2ae5476113d4fe579be89c3306b08ac77f867d1d",
+    },
+}
+
+OBJECTIVES_BY_PROFILE = {
+    "openblas=Haswell;torch=AVX2": {"ccd-twotank": [np.nan, np.nan, 0.07605686037106331]},
+}
+
+
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_tiny_sets_equal_the_pinned_content(tiny_sets, name):
     from bilevelbench.testing.contract import make_tiny_set
@@ -48,6 +69,9 @@ def test_tiny_sets_equal_the_pinned_content(tiny_sets, name):
     if name not in tiny_sets:
         tiny_sets[name] = make_tiny_set(name, tiny_sets["root"] / name)
     data = read_instance_set(tiny_sets[name].path)
-    digest, objectives = GOLDEN[name]
+    from bilevelbench.testing.numerics import numerics_profile, pinned
+
+    objectives = OBJECTIVES_BY_PROFILE.get(numerics_profile(), {}).get(name, GOLDEN[name][1])
     np.testing.assert_allclose(data.labels["objective"], objectives, rtol=1e-9, atol=0)
-    assert content_digest(data) == digest
+    digest = pinned({k: v[0] for k, v in GOLDEN.items()}, GOLDEN_BY_PROFILE)[name]
+    assert content_digest(data) == digest, f"numerics profile {numerics_profile()}"

@@ -292,7 +292,7 @@ def _run_info(args: argparse.Namespace) -> int:
         f"  seed            {meta['seed']}",
         f"  structure hash  {meta['structure_hash']}",
         f"  content digest  {ds.content_digest()} (equal for every regeneration of "
-        "the same spec; timings and versions left out)",
+        "the same spec where CPU kernels round alike; timings and versions left out)",
     ]
     backends = meta.get("backend_versions", {})
     lines.append("  certified by    " + (", ".join(f"{k}: {v}" for k, v in backends.items()) or "nothing"))

@@ -2,9 +2,9 @@
 
 Labels are certified to a tolerance, but content digests hash the stored arrays bit for bit, and the last bits
 depend on the kernels the libraries pick at run time: OpenBLAS's core type (numpy and scipy) and PyTorch's CPU
-capability. The pinned digests of ``tests/`` were computed on machines with AVX-512 (OpenBLAS ``SkylakeX``,
-PyTorch ``AVX512``); on an AMD EPYC with AVX2 (``Haswell``, ``AVX2``) seven of the ten tiny golden sets hash
-differently while every objective agrees to 1e-9. Tests look up the digests pinned for
+capability. The pinned digests of ``tests/`` were computed on the Intel Xeon machines of earlier sessions (their
+kernels were not recorded); on an AMD EPYC with AVX2 (``openblas=Haswell;torch=AVX2``) seven of the ten tiny
+golden sets hash differently while every objective agrees to 1e-9 (a best-known ccd-twotank one to 1.4e-8). Tests look up the digests pinned for
 :func:`numerics_profile` and fall back to the reference ones.
 """
 

@@ -41,7 +41,7 @@ GOLDEN = {
 }
 
 
-#: Digests of the same tiny sets where the machine's kernels differ from the reference machines' (AVX-512)
+#: Digests of the same tiny sets where the machine's kernels differ from the reference machines'
 #: (bilevelbench.testing.numerics). The objectives are the pinned ones above to 1e-9 there too, except
 #: ccd-twotank's best-known objective (a search, not a certificate), pinned in OBJECTIVES_BY_PROFILE: it differs
 #: by 1.4e-8 relative.

@@ -26,7 +26,7 @@ ARGS = {
 }
 
 
-#: Where the machine's kernels differ from those that wrote the fixtures (AVX-512), the regeneration's digest
+#: Where the machine's kernels differ from those that wrote the fixtures, the regeneration's digest
 #: as pinned for that profile (bilevelbench.testing.numerics); the files still open, verify and score the same.
 REGENERATED_BY_PROFILE = {
     "openblas=Haswell;torch=AVX2": {

@@ -31,9 +31,9 @@ def _references(ds, record) -> tuple[np.ndarray, np.ndarray]:
     return ref, np.asarray(labels["objective"], float)
 
 
-#: The regenerated files' digests where the machine's kernels differ from the release machines' (AVX-512):
+#: The regenerated files' digests where the machine's kernels differ from the release machines':
 #: there 'generate' warns and exits 1 although the labels are the release's to 1e-9 (a known limit of bit-exact
-#: digests, docs/families/mimpc.md); the test pins what such a machine gives (bilevelbench.testing.numerics).
+#: digests, docs/datasets.md); the test pins what such a machine gives (bilevelbench.testing.numerics).
 REGENERATED_BY_PROFILE = {
     "openblas=Haswell;torch=AVX2": {
         "bqp-3x2": "sha256:0ee9cb923d718840c8c157e876384f446b82d70dc269be1c88e64f55e2a1cfe1",

@@ -169,10 +169,14 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
         opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
-        model.layer.oracle.memory = unpack_warm_starts(state["warm_starts"])
+        if needs_layer:
+            model.layer.oracle.memory = unpack_warm_starts(state["warm_starts"])
         history = json.loads(state["history"])
         best = (float(state["best_score"]), state["best_policy"], int(state["best_epoch"]))
         done, elapsed = int(state["epoch"]), float(state["seconds"])
+        if done > args.epochs:
+            raise UsageError(f"{ckpt} holds {done} finished epochs, more than --epochs {args.epochs}; rerun with "
+                             f"--epochs {done} or more to finish it, or delete it to start afresh")
         log.info("resuming %s after epoch %d (%s)", out.name, done, ckpt)
     start = time.perf_counter() - elapsed
     for epoch in range(done + 1, args.epochs + 1):
@@ -221,7 +225,8 @@ def train(method: str, args: argparse.Namespace, weights_dir: Path) -> Path:
             "key": key, "epoch": epoch, "seconds": time.perf_counter() - start,
             "policy": model.policy.state_dict(), "optimizer": opt.state_dict(),
             "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
-            "warm_starts": pack_warm_starts(model.layer.oracle.memory), "history": json.dumps(history),
+            "warm_starts": pack_warm_starts(model.layer.oracle.memory if needs_layer else {}),
+            "history": json.dumps(history),
             "best_score": best[0], "best_policy": best[1], "best_epoch": best[2]})
     if best[1] is None:
         raise UsageError(f"--epochs must be at least 1, received {args.epochs}")

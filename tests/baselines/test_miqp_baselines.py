@@ -149,6 +149,8 @@ def test_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_run(met
     monkeypatch.setattr(trainer, "evaluate", real_evaluate)
     with pytest.raises(UsageError, match="other settings.*lr"):      # another setting: refused, not mixed
         run(out, extra=("--lr", "0.01"))
+    with pytest.raises(UsageError, match="more than --epochs 0"):     # fewer epochs than it already holds
+        run(out, epochs=0)
     resumed = torch.load(run(out), weights_only=True)
     assert not checkpoint_path(out).exists()
     for key in straight["state_dict"]:

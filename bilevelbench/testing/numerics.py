@@ -4,8 +4,8 @@ Labels are certified to a tolerance, but content digests hash the stored arrays 
 depend on the kernels the libraries pick at run time: OpenBLAS's core type (numpy and scipy) and PyTorch's CPU
 capability. The pinned digests of ``tests/`` were computed on the Intel Xeon machines of earlier sessions (their
 kernels were not recorded); on an AMD EPYC with AVX2 (``openblas=Haswell;torch=AVX2``) seven of the ten tiny
-golden sets hash differently while every objective agrees to 1e-9 (a best-known one, a search result, to 1.4e-8). Tests look up the digests pinned for
-:func:`numerics_profile` and fall back to the reference ones.
+golden sets hash differently while every objective agrees to 1e-9 (a best-known one, a search result, to
+1.4e-8). Tests look up the digests pinned for :func:`numerics_profile` and fall back to the reference ones.
 """
 
 from __future__ import annotations

@@ -96,14 +96,11 @@ def test_request_validation():
                         closed_loop_steps=3)
 
 
-def test_verify_rechecks_mixed_integer_labels_and_catches_a_tampered_one(tank_set, robot_set, tmp_path):
-    from bilevelbench.data.hdf5 import read_instance_set, write_instance_set
+def _assert_verify_catches_a_tampered_objective(data, tmp_path) -> None:
+    """Instance 0's stored objective lowered by 1: verify flags that instance, and only it."""
+    from bilevelbench.data.hdf5 import write_instance_set
     from bilevelbench.verify import verify_instance_set
 
-    for path in (tank_set, robot_set):
-        report = verify_instance_set(InstanceSet.open(path))
-        assert report.ok, report.failures[:3]
-    data = read_instance_set(tank_set)
     data.labels["objective"] = data.labels["objective"].copy()
     data.labels["objective"][0] -= 1.0
     bad = tmp_path / "bad.h5"
@@ -112,8 +109,19 @@ def test_verify_rechecks_mixed_integer_labels_and_catches_a_tampered_one(tank_se
     assert [f[0] for f in report.failures] == [0] and "stored objective" in report.failures[0][2]
 
 
+def test_verify_rechecks_mixed_integer_labels_and_catches_a_tampered_one(tank_set, robot_set, tmp_path):
+    from bilevelbench.data.hdf5 import read_instance_set
+    from bilevelbench.verify import verify_instance_set
+
+    for path in (tank_set, robot_set):
+        report = verify_instance_set(InstanceSet.open(path))
+        assert report.ok, report.failures[:3]
+    data = read_instance_set(tank_set)
+    _assert_verify_catches_a_tampered_objective(data, tmp_path)
+
+
 def test_verify_rechecks_best_known_labels_instead_of_refusing_them(tank_set, tmp_path):
-    """A solve stopped by its time limit above the gap keeps its checked point as best_known (certify.py); the
+    """A solve stopped above the gap (time limit or status) keeps its checked point as best_known (certify.py); the
     verifier re-checks that point like a certified one, without the gap, and still catches a tampered one."""
     from bilevelbench.data.hdf5 import read_instance_set, write_instance_set
     from bilevelbench.verify import verify_instance_set
@@ -128,12 +136,7 @@ def test_verify_rechecks_best_known_labels_instead_of_refusing_them(tank_set, tm
     write_instance_set(kept, data)
     report = verify_instance_set(InstanceSet.open(kept))
     assert report.ok, report.failures[:3]
-    data.labels["objective"] = data.labels["objective"].copy()
-    data.labels["objective"][0] -= 1.0
-    bad = tmp_path / "bad.h5"
-    write_instance_set(bad, data)
-    report = verify_instance_set(InstanceSet.open(bad))
-    assert [f[0] for f in report.failures] == [0] and "stored objective" in report.failures[0][2]
+    _assert_verify_catches_a_tampered_objective(data, tmp_path)
 
 
 def test_closed_loop_collection_keeps_the_states_an_exact_mpc_visits(tmp_path, monkeypatch):
